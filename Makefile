@@ -1,0 +1,31 @@
+# The README's two set-up commands: `make run` (install + main job) and `make test` (install + whole suite).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(abspath $(VENV))/bin
+# `mlflow models serve` and `mlflow run` exec `uvicorn`/`python` by name: keep the venv first on PATH.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+
+run: install
+	$(BIN)/storefront main
+
+test: install-test
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf mlflow.db mlartifacts data/generated

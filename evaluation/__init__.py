@@ -1,0 +1,1 @@
+"""Pure metric functions, data splits and model comparison. Imports neither ``pipelines`` nor ``models``."""

@@ -1,0 +1,1 @@
+"""Model families and their pyfunc serving classes. Never imports ``pipelines``."""

@@ -1,0 +1,123 @@
+"""The pyfunc "model from code" that serves a churn (or purchase-propensity) classifier.
+
+Logged by ``pipelines.train_churn`` with two artifacts written by :func:`save_artifacts`: ``pipeline``
+(the fitted scikit-learn Pipeline, joblib, compressed; scikit-learn is pinned in the model's requirements)
+and ``config`` (JSON: the feature spec, the threshold, the Platt calibration, the segment cut-offs, the
+target and, for shop models, the lookback and label windows that the batch scorer needs).
+
+Serving contract (DESIGN.md, "Serving contracts"):
+
+* input rows: ``customer_id`` (string) plus every feature column of the signature. Numeric features are
+  numbers (missing values allowed: they are imputed as in training); a numeric column of a
+  bring-your-own table that held blank strings in training is declared ``Any`` and also accepts numbers as
+  text and blank strings (= missing), exactly as training read them. Categorical features are strings; an
+  unseen category is fine (it scores like the reference level).
+* output one row per input row: ``customer_id, churn_probability, risk_segment, churn`` (for the purchase
+  target: ``purchase_probability, propensity_segment, purchase``). The segment is ``low`` below 0.4,
+  ``medium`` below 0.7, else ``high``; the flag is ``probability >= threshold`` (tuned on validation data).
+* a missing or mistyped column raises :func:`models.serving.bad_request` (HTTP 400) naming the column.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from models.churn import SEGMENT_CUTS, ChurnClassifier, PlattCalibration, risk_segments
+from models.churn_columns import FeatureSpec, FeatureTypeError, coerce_features
+from models.churn_features import ID_COLUMN
+from models.serving import as_frame, bad_request, require_columns, string_column
+
+PIPELINE_ARTIFACT = "pipeline"
+CONFIG_ARTIFACT = "config"
+
+
+def output_columns(target: str) -> tuple[str, str, str]:
+    """``(probability, segment, flag)`` column names of a model for ``target``."""
+    if target == "purchase":
+        return "purchase_probability", "propensity_segment", "purchase"
+    return "churn_probability", "risk_segment", "churn"
+
+
+def model_config(model: ChurnClassifier, target: str, **extra: Any) -> dict:
+    """The JSON config stored beside the pipeline (``extra``: source, windows, label column, ...)."""
+    return {"target": target, "spec": model.spec.to_dict(), "threshold": float(model.threshold),
+            "calibration": None if model.calibration is None else model.calibration.to_dict(),
+            "segment_cuts": list(SEGMENT_CUTS), **extra}
+
+
+def save_artifacts(model: ChurnClassifier, config: dict, folder: str | Path) -> dict[str, str]:
+    """Write the two artifacts into ``folder``; returns the ``artifacts`` mapping for ``log_model``."""
+    import joblib
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pipeline_path = folder / "pipeline.joblib"
+    config_path = folder / "churn_config.json"
+    joblib.dump(model.pipeline, pipeline_path, compress=3)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
+    return {PIPELINE_ARTIFACT: str(pipeline_path), CONFIG_ARTIFACT: str(config_path)}
+
+
+def load_classifier(pipeline_path: str | Path, config_path: str | Path) -> tuple[ChurnClassifier, dict]:
+    import joblib
+
+    config = json.loads(Path(config_path).read_text())
+    model = ChurnClassifier(joblib.load(pipeline_path), FeatureSpec.from_dict(config["spec"]),
+                            float(config["threshold"]), PlattCalibration.from_dict(config.get("calibration")))
+    return model, config
+
+
+def model_signature(input_example: pd.DataFrame, spec: FeatureSpec, target: str):
+    """Signature inferred from the example, with the spec's lenient numeric columns declared ``Any``."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    probability, segment, flag = output_columns(target)
+    output = pd.DataFrame({ID_COLUMN: ["c"], probability: [0.5], segment: ["medium"], flag: [True]})
+    inferred = infer_signature(input_example, output)
+    lenient = set(spec.lenient)
+    inputs = Schema([ColSpec(AnyType(), c.name) if c.name in lenient else c for c in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
+
+
+class ChurnModel(mlflow.pyfunc.PythonModel):
+    """Churn probability, risk segment and decision flag for each request row.
+
+    ``model_input`` is annotated ``pd.DataFrame``: MLflow then validates requests against the logged
+    signature only (a DataFrame hint infers no schema of its own).
+    """
+
+    def __init__(self):
+        self.classifier: ChurnClassifier | None = None
+        self.config: dict = {}
+
+    def load_context(self, context):
+        self.classifier, self.config = load_classifier(context.artifacts[PIPELINE_ARTIFACT],
+                                                       context.artifacts[CONFIG_ARTIFACT])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ARG002
+        spec = self.classifier.spec
+        frame = as_frame(model_input)
+        require_columns(frame, [ID_COLUMN, *spec.features])
+        ids = string_column(frame, ID_COLUMN)
+        try:
+            X = coerce_features(frame, spec)
+        except FeatureTypeError as exc:
+            raise bad_request(str(exc)) from None
+        probability, segment, flag = output_columns(self.config.get("target", "churn"))
+        p = self.classifier.predict_proba(X) if len(X) else np.array([], dtype=float)
+        return pd.DataFrame({
+            ID_COLUMN: ids.to_numpy(dtype=object),
+            probability: p.astype(float),
+            segment: risk_segments(p, tuple(self.config.get("segment_cuts", SEGMENT_CUTS))),
+            flag: p >= self.classifier.threshold,
+        })
+
+
+mlflow.models.set_model(ChurnModel())

@@ -1,0 +1,80 @@
+"""The ``storefront`` command: one subcommand per MLproject entry point (names with dashes).
+
+Each subcommand lives in its own module, which defines ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int | None``. Modules import their heavy dependencies inside ``run`` so that
+``storefront --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from pipelines.errors import StorefrontError
+
+COMMANDS: dict[str, str] = {
+    "main": "pipelines.main",
+    "generate-data": "pipelines.generate_data",
+    "ingest": "pipelines.ingest",
+    "train-itemcf": "pipelines.train_itemcf",
+    "train-svdpp": "pipelines.train_svdpp",
+    "recommend": "pipelines.recommend",
+    "train-churn": "pipelines.train_churn",
+    "score-churn": "pipelines.score_churn",
+    "promote": "pipelines.promote",
+    "rollback": "pipelines.rollback",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storefront",
+        description="Optuna-tuned recommenders, churn and sales forecasts for an online shop, tracked in MLflow.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        doc = (module.__doc__ or "").strip()
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=doc or module.HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("alembic", "urllib3", "matplotlib", "PIL", "git", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # MLproject passes unset optional parameters as empty strings: treat them as not given.
+    for key, value in vars(args).items():
+        if value == "":
+            setattr(args, key, None)
+    configure_logging(args.verbose)
+    try:
+        code = args._run(args)
+    except StorefrontError as exc:
+        print(f"storefront {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

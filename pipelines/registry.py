@@ -1,0 +1,259 @@
+"""Registration gate, champion/challenger promotion and rollback, with registry aliases (never stages).
+
+* :func:`register_if_better` registers a training run's model as a new version only when it beats its
+  baseline on the family's primary metric on the same test data; the version gets the alias
+  ``challenger``, tags (primary metric, value, baseline, data digest, git commit, parent run, verdict) and a
+  description. A model that fails the gate stays logged in its run, unregistered, and the run says why.
+* :func:`promote` makes the challenger ``champion`` when there is none, or when it beats the current
+  champion *re-scored on the challenger's test data* by more than a margin. The old champion's version is
+  kept in the tag ``previous_champion``; every decision is appended to the history tags. A per-project lock
+  and a re-check of the alias make two simultaneous promotions safe: the alias never ends on a loser.
+* :func:`rollback` moves ``champion`` back to the previous champion. Nothing ever deletes a version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from evaluation.compare import Verdict, compare_scores
+from pipelines import tracking
+from pipelines.errors import StorefrontError
+from pipelines.runs import TrainResult, git_commit
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+PRIMARY_METRICS: dict[str, tuple[str, bool]] = {
+    "svdpp": ("precision_at_10", True),
+    "itemcf": ("precision_at_10", True),
+    "recommender": ("precision_at_10", True),
+    "churn": ("auc", True),
+    "sarima": ("mape", False),
+}
+
+
+class PromotionBlocked(StorefrontError):
+    """Promotion cannot be decided (no challenger, or the champion cannot be scored on the challenger's data)."""
+
+    exit_code = 3
+
+
+def registered_name(family: str) -> str:
+    return f"storefront-{family}"
+
+
+def _client() -> mlflow.MlflowClient:
+    tracking.setup_tracking()
+    return mlflow.MlflowClient()
+
+
+def alias_version(name: str, alias: str) -> ModelVersion | None:
+    """The version behind ``name@alias``, or None when the model or the alias does not exist.
+
+    """
+    try:
+        return _client().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def alias_number(name: str, alias: str) -> str | None:
+    """The version number (as a string) behind ``name@alias``, or None."""
+    version = alias_version(name, alias)
+    return None if version is None else str(version.version)
+
+
+def gate(result: TrainResult, margin: float = 0.0) -> Verdict:
+    """Does the refit winner beat its baseline on the family's primary metric (same test data)?"""
+    return compare_scores(result.test_value, result.baseline_value, higher_is_better=result.higher_is_better,
+                          margin=margin, metric=f"test_{result.primary_metric}", reference_name="baseline")
+
+
+def register_if_better(result: TrainResult, description: str = "") -> ModelVersion | None:
+    """Register ``result``'s model as the new ``challenger`` if it passes the gate; else tag the run and return None."""
+    client = _client()
+    verdict = gate(result)
+    client.set_tag(result.run_id, "gate_verdict", "passed" if verdict.challenger_wins else "failed")
+    client.set_tag(result.run_id, "gate_reason", verdict.reason)
+    if not verdict.challenger_wins:
+        logger.warning("not registered: %s", verdict.reason)
+        return None
+    name = result.registered_model or registered_name(result.family)
+    tags = {
+        "family": result.family,
+        "primary_metric": result.primary_metric,
+        "higher_is_better": str(result.higher_is_better).lower(),
+        f"test_{result.primary_metric}": f"{result.test_value:.6g}",
+        f"baseline_test_{result.primary_metric}": f"{result.baseline_value:.6g}",
+        "data_digest": result.data_digest,
+        "git_commit": git_commit(),
+        "parent_run_id": result.run_id,
+        "gate_verdict": "passed",
+        "gate_reason": verdict.reason,
+    }
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name, description=f"storefront-ml {result.family} model; aliases champion/challenger (see README).")
+    version = client.create_model_version(name, result.model_uri, run_id=result.run_id, tags=tags,
+                                          description=description or _describe(result, verdict))
+    number = str(version.version)
+    _wait_ready(client, name, number)
+    client.set_registered_model_alias(name, CHALLENGER, number)
+    client.set_tag(result.run_id, "registered_model", f"{name}/{number}")
+    logger.info("registered %s version %s as %s (%s)", name, number, CHALLENGER, verdict.reason)
+    return client.get_model_version(name, number)
+
+
+def _describe(result: TrainResult, verdict: Verdict) -> str:
+    return (f"{result.family} model from run {result.run_id}, chosen by an Optuna study on a validation window "
+            f"before the test window and refit on all history. Gate: {verdict.reason}. "
+            f"Data digest {result.data_digest}.")
+
+
+def _wait_ready(client: mlflow.MlflowClient, name: str, version: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get_model_version(name, version).status == "PENDING_REGISTRATION":
+        if time.monotonic() > deadline:
+            raise StorefrontError(f"{name} version {version} is still pending registration after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def _promotion_lock(name: str) -> Iterator[None]:
+    """Serialise promotions of one model on this machine (a file lock in the project home)."""
+    lock_dir = tracking.project_root() / ".locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"promote-{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class PromotionOutcome:
+    name: str
+    promoted: bool
+    champion_version: str
+    challenger_version: str | None
+    previous_champion: str | None
+    reason: str
+
+
+Rescorer = Callable[[str], float]
+"""Scores a model URI on the challenger's test data by the model's primary metric."""
+
+
+def promote(name: str, margin: float = 0.0, rescorer_for: Callable[[ModelVersion], Rescorer] | None = None
+            ) -> PromotionOutcome:
+    """Promote ``name@challenger`` to ``champion`` if there is no champion or it beats the re-scored champion.
+
+    ``rescorer_for(challenger_version)`` returns a function scoring any model URI on the challenger's test
+    data (default: :func:`pipelines.rescoring.rescorer_for`). Raises :class:`PromotionBlocked` when there is
+    no challenger or the champion cannot be scored on that data.
+    """
+    client = _client()
+    with _promotion_lock(name):
+        challenger = alias_version(name, CHALLENGER)
+        if challenger is None:
+            raise PromotionBlocked(f"{name} has no version with alias '{CHALLENGER}': train a model first")
+        challenger_number = str(challenger.version)
+        champion = alias_version(name, CHAMPION)
+        champion_number = None if champion is None else str(champion.version)
+        if champion_number == challenger_number:
+            return PromotionOutcome(name, False, champion_number, challenger_number, None,
+                                    f"version {challenger_number} is already the champion")
+        metric = challenger.tags.get("primary_metric", "score")
+        higher = challenger.tags.get("higher_is_better", "true") == "true"
+        if champion is None:
+            verdict = Verdict(True, float("nan"), float("nan"), margin, "no champion yet")
+        else:
+            if rescorer_for is None:
+                from pipelines.rescoring import rescorer_for
+            rescore = rescorer_for(challenger)
+            challenger_score = rescore(f"models:/{name}/{challenger_number}")
+            try:
+                champion_score = rescore(f"models:/{name}/{champion_number}")
+            except StorefrontError as exc:
+                raise PromotionBlocked(
+                    f"{name}: champion version {champion_number} cannot be scored on the test data of "
+                    f"challenger version {challenger_number} ({exc}); promotion blocked. Compare them by hand "
+                    f"and move the alias with `storefront promote --model {name} --force` if you are sure."
+                ) from exc
+            verdict = compare_scores(challenger_score, champion_score, higher_is_better=higher, margin=margin,
+                                     metric=metric, reference_name=f"champion v{champion_number}")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        client.set_model_version_tag(name, challenger_number, "promotion_verdict",
+                                     f"{stamp} {'promoted' if verdict.challenger_wins else 'rejected'}: {verdict.reason}")
+        if not verdict.challenger_wins:
+            logger.info("%s: challenger v%s stays challenger: %s", name, challenger_number, verdict.reason)
+            return PromotionOutcome(name, False, champion_number, challenger_number, None, verdict.reason)
+        return _move_champion(client, name, challenger_number, champion_number, f"promoted: {verdict.reason}")
+
+
+def force_promote(name: str, version: str | None = None) -> PromotionOutcome:
+    """Make ``version`` (default: the challenger) champion without a comparison (recorded in the history)."""
+    client = _client()
+    with _promotion_lock(name):
+        version = str(version) if version is not None else alias_number(name, CHALLENGER)
+        if version is None:
+            raise PromotionBlocked(f"{name} has no version with alias '{CHALLENGER}'")
+        client.get_model_version(name, version)  # fails loudly for an unknown version
+        return _move_champion(client, name, version, alias_number(name, CHAMPION), "forced by the user")
+
+
+def rollback(name: str) -> PromotionOutcome:
+    """Move ``champion`` back to the version recorded as ``previous_champion`` of the current champion."""
+    client = _client()
+    with _promotion_lock(name):
+        champion = alias_version(name, CHAMPION)
+        if champion is None:
+            raise PromotionBlocked(f"{name} has no champion to roll back")
+        current = str(champion.version)
+        previous = champion.tags.get("previous_champion")
+        if not previous:
+            raise PromotionBlocked(f"{name}: champion version {current} has no previous champion")
+        client.get_model_version(name, previous)  # fails loudly if it was deleted by hand
+        client.set_registered_model_alias(name, CHAMPION, previous)
+        _append_history(client, name, f"rolled back champion from v{current} to v{previous}")
+        client.set_model_version_tag(name, current, "rolled_back", "true")
+        logger.info("%s: champion rolled back from version %s to %s", name, current, previous)
+        return PromotionOutcome(name, True, previous, None, current, f"rolled back from v{current}")
+
+
+def _move_champion(client: mlflow.MlflowClient, name: str, version: str, old_version: str | None,
+                   reason: str) -> PromotionOutcome:
+    if old_version is not None:
+        client.set_model_version_tag(name, version, "previous_champion", old_version)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    _append_history(client, name, f"v{version} champion (was {('v' + old_version) if old_version else 'none'}): "
+                                  f"{reason}")
+    logger.info("%s: version %s is now champion (%s)", name, version, reason)
+    return PromotionOutcome(name, True, version, version, old_version, reason)
+
+
+def _append_history(client: mlflow.MlflowClient, name: str, line: str) -> None:
+    """Promotion history: one tag per event on the registered model, ``history.<n>``, oldest first."""
+    model = client.get_registered_model(name)
+    n = sum(1 for key in model.tags if key.startswith("history."))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    client.set_registered_model_tag(name, f"history.{n + 1:04d}", f"{stamp} {line}")
+
+
+def history(name: str) -> list[str]:
+    model = _client().get_registered_model(name)
+    return [model.tags[k] for k in sorted(k for k in model.tags if k.startswith("history."))]

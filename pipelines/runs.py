@@ -1,0 +1,156 @@
+"""Shared MLflow mechanics for training entry points: the parent run, dataset inputs, figures, pyfunc models.
+
+Every family's entry point opens its study's parent run with :func:`family_run`, logs the data it read
+with :func:`log_tables_input`, and logs its servable model with :func:`log_pyfunc_model`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import mlflow
+import pandas as pd
+
+from pipelines import tracking
+
+logger = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def git_commit() -> str:
+    """The project's git commit (with ``-dirty`` when the work tree has changes), or ``unknown``."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process gets SIGTERM, so the run is ended as KILLED."""
+
+
+def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise _Terminated(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = None,
+               tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """The parent run of one study in the family's experiment (``storefront-<family>``).
+
+    The run ends FINISHED on success, FAILED on an exception, KILLED on Ctrl-C or SIGTERM; the exception
+    is re-raised so nothing after a failure (registration) happens.
+    """
+    exp_id = tracking.experiment_id(tracking.EXPERIMENTS[family])
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        previous = None
+    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name,
+                           tags={"storefront.family": family, "git_commit": git_commit(), **(tags or {})})
+    try:
+        if params:
+            mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def log_tables_input(tables: Mapping[str, pd.DataFrame], source: str | Path, digest: str,
+                     context: str = "training", names: tuple[str, ...] = ("transactions",)) -> None:
+    """Log the named tables as MLflow dataset inputs and the digest as a tag.
+
+    MLflow's own warnings about local dataset sources and integer columns are silenced here (they concern
+    MLflow's internals, not the user's data).
+    """
+    import warnings
+
+    mlflow.set_tag("data_digest", digest)
+    mlflow.set_tag("data_dir", str(source))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted", UserWarning)
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+        warnings.filterwarnings("ignore", "Starting with pandas version 4.0 all arguments of all")
+        for name in names:
+            df = tables[name]
+            dataset = mlflow.data.from_pandas(df, source=str(Path(source) / name), name=f"{name}-{digest}")
+            mlflow.log_input(dataset, context=context)
+
+
+def log_figure(fig, artifact_file: str) -> None:
+    """Log a matplotlib figure as a run artifact and close it."""
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(fig, artifact_file)
+    plt.close(fig)
+
+
+def pinned_requirements(*distributions: str) -> list[str]:
+    """``name==version`` for each installed distribution, always including mlflow."""
+    names = ("mlflow", *[d for d in distributions if d != "mlflow"])
+    return [f"{name}=={importlib.metadata.version(name)}" for name in names]
+
+
+def log_pyfunc_model(python_model: str | Path, *, name: str = "model", artifacts: Mapping[str, str],
+                     input_example: pd.DataFrame, params: Mapping[str, Any] | None = None,
+                     requirements: tuple[str, ...] = ("numpy", "pandas"), signature=None):
+    """Log a pyfunc "model from code" whose code travels with it (the ``models`` package as code path).
+
+    The signature is inferred from ``input_example`` (and ``params``) unless given; explicit pinned pip
+    requirements keep logging fast and the environment reproducible. Returns the ``ModelInfo``.
+    """
+    from mlflow.models import infer_signature
+
+    if signature is None:
+        signature = infer_signature(input_example, None, params=dict(params) if params else None)
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(python_model),
+        artifacts=dict(artifacts),
+        code_paths=[str(MODELS_DIR)],
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=pinned_requirements(*requirements),
+    )
+
+
+@dataclass
+class TrainResult:
+    """What a training entry point hands to the registration gate."""
+
+    family: str
+    run_id: str
+    model_uri: str
+    primary_metric: str
+    test_value: float
+    baseline_value: float
+    higher_is_better: bool
+    data_digest: str
+    registered_model: str | None = None  # bring-your-own data registers under the user's name
+    extra: dict = field(default_factory=dict)

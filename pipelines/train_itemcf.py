@@ -1,0 +1,143 @@
+"""Tune, evaluate and log item-based collaborative filtering (``train_itemcf``).
+
+Reads the four canonical tables from ``--data-dir`` (default ``data/generated``). The test window is the
+last ``--test-days`` days of purchases; tuning fits on the history before the validation window (the
+``--val-days`` before the test) and maximises validation precision@k, so it never sees the test window.
+Optuna searches the similarity (cosine, asymmetric cosine with ``alpha``, shrunk cosine with
+``shrinkage``), the neighbourhood size, the recency half-life of interactions and the weights of product
+views and add-to-carts. The best parameters are refit on all history before the test cutoff and scored
+once on the test window.
+
+Logs one parent run in the experiment ``storefront-itemcf``: the data inputs, the popularity baseline
+(``baseline_test_*``), one nested run per trial (``val_precision_at_10``), the best params, the test
+metrics (``test_precision_at_10``, ``test_recall_at_10``, ``test_ndcg_at_10``, ``test_map_at_10``,
+``test_hit_rate_at_10``, ``test_coverage``, ``test_personalization``), figures (study history and
+importances, precision@k for k = 1..20 against popularity, coverage per category) and the pyfunc model
+``model`` (``models/recommender_pyfunc.py``), checked by loading it back. Registers nothing: it returns a
+``TrainResult`` for the registration gate.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+HELP = "tune item-based collaborative filtering with Optuna and log it to MLflow"
+
+logger = logging.getLogger(__name__)
+
+FAMILY = "itemcf"
+DEFAULT_N_TRIALS = 30
+DEFAULT_TIMEOUT = 600
+MAX_NEIGHBOURS = 200
+
+
+def add_arguments(parser) -> None:
+    from pipelines.recommender_training import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS
+
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder with the canonical tables (default: <project>/data/generated)")
+    parser.add_argument("--n-trials", type=int, default=DEFAULT_N_TRIALS,
+                        help=f"Optuna trials (default {DEFAULT_N_TRIALS})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help=f"stop starting trials after this many seconds, 0 = no limit (default {DEFAULT_TIMEOUT})")
+    parser.add_argument("--seed", type=int, default=42, help="sampler seed (default 42)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL (sqlite:///study.db, postgresql://...) to resume or share the "
+                             "study; default in-memory")
+    parser.add_argument("--k", type=int, default=10, help="length of the recommendation lists scored (default 10)")
+    parser.add_argument("--study-name", default="itemcf", help="Optuna study name (default itemcf)")
+    parser.add_argument("--test-days", type=int, default=DEFAULT_TEST_DAYS,
+                        help=f"days at the end of the data held out as the test window (default {DEFAULT_TEST_DAYS})")
+    parser.add_argument("--val-days", type=int, default=DEFAULT_VAL_DAYS,
+                        help=f"days before the test window used to tune (default {DEFAULT_VAL_DAYS})")
+
+
+def suggest_params(trial, n_products: int) -> dict:
+    """The search space; conditional parameters only where they matter."""
+    similarity = trial.suggest_categorical("similarity", ["cosine", "asymmetric", "shrunk"])
+    params = {"similarity": similarity}
+    if similarity == "asymmetric":
+        params["alpha"] = trial.suggest_float("alpha", 0.0, 1.0)
+    if similarity == "shrunk":
+        params["shrinkage"] = trial.suggest_float("shrinkage", 1.0, 200.0, log=True)
+    params["n_neighbours"] = trial.suggest_int("n_neighbours", 5, max(5, min(MAX_NEIGHBOURS, n_products - 1)),
+                                               log=True)
+    params["half_life_days"] = trial.suggest_float("half_life_days", 7.0, 2000.0, log=True)
+    params["event_weights"] = {
+        "product_view": trial.suggest_float("w_product_view", 0.0, 1.0),
+        "add_to_cart": trial.suggest_float("w_add_to_cart", 0.0, 2.0),
+    }
+    return params
+
+
+def model_params(optuna_params: dict) -> dict:
+    """Optuna's flat params as :class:`models.itemcf.ItemCF` arguments."""
+    params = {key: value for key, value in optuna_params.items() if not key.startswith("w_")}
+    params["event_weights"] = {event: optuna_params[f"w_{event}"] for event in ("product_view", "add_to_cart")
+                               if f"w_{event}" in optuna_params}
+    return params
+
+
+def make_objective(data, baseline, k: int):
+    """Validation precision@k of item-CF fitted on the history before the validation window."""
+    from models.itemcf import ItemCF
+    from pipelines.recommender_training import validation_score
+
+    log = data.log("validation")
+    popularity = baseline.popularity("validation")
+
+    def objective(trial) -> float:
+        params = suggest_params(trial, len(log.product_ids))
+        recommender = ItemCF(**params).fit(log).recommender(popularity)
+        return validation_score(recommender, data, k)
+
+    return objective
+
+
+def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_N_TRIALS,
+          timeout: float | None = DEFAULT_TIMEOUT, seed: int = 42, storage: str | None = None, k: int = 10,
+          study_name: str = "itemcf", test_days: int | None = None, val_days: int | None = None):
+    """Run the whole entry point; returns the :class:`pipelines.runs.TrainResult`."""
+    import time
+
+    import mlflow
+
+    from models.itemcf import ItemCF
+    from pipelines import recommender_training as rt
+    from pipelines.errors import ConfigurationError
+    from pipelines.runs import family_run
+    from pipelines.study import run_study
+    from pipelines.tracking import default_data_dir
+
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
+        raise ConfigurationError(f"k must be an integer from 1 to 100, got {k!r}")
+    started = time.monotonic()
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    data = rt.load_recommender_data(data_dir, test_days or rt.DEFAULT_TEST_DAYS, val_days or rt.DEFAULT_VAL_DAYS)
+    with family_run(FAMILY, f"itemcf-{study_name}", params={"k": k, "data_dir": str(data_dir)},
+                    tags={"model_type": "item-based CF"}) as run:
+        rt.log_data_inputs(data)
+        baseline = rt.popularity_baseline(data, k)
+        mlflow.log_param("baseline_window_days", baseline.window_days or "all")
+        study = run_study(make_objective(data, baseline, k), study_name=study_name, metrics=f"precision_at_{k}",
+                          directions="maximize", n_trials=n_trials, timeout=timeout, seed=seed, storage=storage,
+                          baseline=baseline.test_metrics)
+        params = model_params(study.best_params)
+        fit_started = time.monotonic()
+        model = ItemCF(**params).fit(data.log("test"))
+        recommender = model.recommender(baseline.popularity("test"))
+        mlflow.log_metric("fit_seconds", time.monotonic() - fit_started)
+        result = rt.finish_training(family=FAMILY, label="item-CF", run_id=run.info.run_id,
+                                    recommender=recommender, data=data, baseline=baseline, k=k)
+        mlflow.log_metric("wall_seconds", time.monotonic() - started)
+    return result
+
+
+def run(args) -> int:
+    result = train(args.data_dir, n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
+                   storage=args.storage, k=args.k, study_name=args.study_name, test_days=args.test_days,
+                   val_days=args.val_days)
+    print(f"item-CF: test {result.primary_metric} {result.test_value:.4f} "
+          f"(popularity {result.baseline_value:.4f}); model {result.model_uri}; run {result.run_id}")
+    return 0

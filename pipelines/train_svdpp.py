@@ -1,0 +1,355 @@
+"""Tune, evaluate and log SVD++ (scikit-surprise ``SVDpp``) recommendations (``train_svdpp``).
+
+Reads the four canonical tables from ``--data-dir`` (default ``data/generated``). The test window is the
+last ``--test-days`` days of purchases; tuning fits on the history before the validation window (the
+``--val-days`` before the test), so it never sees the test window. The model trains on the customer x
+product matrix of :mod:`models.interactions` (implicit rating ``log1p`` of the amount spent).
+
+``--objective`` chooses what Optuna optimises (see :mod:`models.svdpp` for the training modes):
+
+* ``rmse``: rating accuracy. Plain SVD++ on the observed ratings; the score is the RMSE on the held-out
+  customer-product pairs of the validation window (pairs a customer bought there for the first time, rated
+  ``log1p`` of what they spent on them in the window).
+* ``precision`` (default): top-k quality. SVD++ trained with sampled unobserved pairs as rating-0
+  negatives; the score is the validation ``precision_at_<k>`` (products already bought are excluded, as
+  when served). Optuna also searches the negatives per observed pair (``neg_ratio``), their popularity
+  exponent (``neg_alpha``) and whether observed pairs keep their rating or count as 1 (``positive``).
+* ``multi``: a two-objective study of both scores on the same models, where ``neg_ratio`` may be 0 (plain
+  rating model), so the Pareto front spans rating accuracy and ranking quality; the refit winner is the
+  front's trial with the best precision (tag ``pareto_choice``, file ``study/pareto_front.csv``).
+
+Every trial searches ``n_factors``, ``n_epochs``, ``lr_all`` and ``reg_all``. SVD++ is slow (Surprise loops
+over a customer's pairs for each rating, so a fit costs about ``epochs x factors x sum of squared pairs per
+customer``), so the default budget is small (``--n-trials 12``, ``--timeout 100`` seconds) and the ranges
+are capped (at most 40 factors, 30 epochs, 2.5 negatives per pair); ``--tuning-customers`` fits the
+trials on a random subset of customers when the data is large (default: all customers).
+
+Logs one parent run in the experiment ``storefront-svdpp``: the data inputs, the popularity baseline
+(``baseline_test_*`` ranking metrics; ``baseline_test_rmse``/``mae`` of the mean-rating predictor), one nested
+run per trial (``val_rmse`` and/or ``val_precision_at_10``), the best params, the test metrics of the refit
+model (``test_rmse``, ``test_mae`` on the held-out pairs of the test window, ``test_precision_at_10``,
+``test_recall_at_10``, ``test_ndcg_at_10``, ``test_map_at_10``, ``test_hit_rate_at_10``, ``test_coverage``,
+``test_personalization``), figures (study history, parameter importances or Pareto front, precision@k against
+popularity, coverage per category, predicted vs. actual rating), and the pyfunc model ``model``
+(``models/recommender_pyfunc.py``: factors and biases as numpy arrays, no Surprise at serving time), checked
+by loading it back. Registers nothing: it returns a ``TrainResult`` (primary metric ``precision_at_10``) for
+the registration gate.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+HELP = "tune SVD++ (scikit-surprise) with Optuna and log it to MLflow"
+
+logger = logging.getLogger(__name__)
+
+FAMILY = "svdpp"
+OBJECTIVES = ("rmse", "precision", "multi")
+DEFAULT_OBJECTIVE = "precision"
+DEFAULT_N_TRIALS = 12
+DEFAULT_TIMEOUT = 100
+# Search space bounds: kept where a fit on the default data set stays within a few seconds.
+FACTORS = (4, 40)
+EPOCHS = (5, 30)
+LEARNING_RATE = (0.001, 0.05)
+REGULARISATION = (0.001, 0.3)
+NEG_RATIO_MAX = 2.5
+NEG_RATIO_STEP = 0.25
+
+
+def _optional(value):
+    """MLproject passes unset options as empty strings."""
+    return None if value in ("", None) else value
+
+
+def add_arguments(parser) -> None:
+    from pipelines.recommender_training import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS
+
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the canonical tables (default: <project>/data/generated)")
+    parser.add_argument("--n-trials", type=int, default=DEFAULT_N_TRIALS,
+                        help=f"Optuna trials (default {DEFAULT_N_TRIALS})")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help=f"stop starting trials after this many seconds, 0 = no limit (default {DEFAULT_TIMEOUT})")
+    parser.add_argument("--seed", type=int, default=42, help="sampler and model seed (default 42)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL (sqlite:///study.db, postgresql://...) to resume or share the "
+                             "study; default in-memory")
+    parser.add_argument("--k", type=int, default=10, help="length of the recommendation lists scored (default 10)")
+    parser.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=OBJECTIVES,
+                        help="what the study optimises: rmse (held-out ratings), precision (validation "
+                             f"precision@k, negatives sampled) or multi (both, Pareto front) (default {DEFAULT_OBJECTIVE})")
+    parser.add_argument("--study-name", default=None,
+                        help="Optuna study name (default svdpp-<objective>)")
+    parser.add_argument("--tuning-customers", type=int, default=0,
+                        help="fit the tuning trials on this many randomly chosen customers, 0 = all (default 0)")
+    parser.add_argument("--test-days", type=int, default=DEFAULT_TEST_DAYS,
+                        help=f"days at the end of the data held out as the test window (default {DEFAULT_TEST_DAYS})")
+    parser.add_argument("--val-days", type=int, default=DEFAULT_VAL_DAYS,
+                        help=f"days before the test window used to tune (default {DEFAULT_VAL_DAYS})")
+
+
+# --- search space and data -------------------------------------------------------------------------
+
+
+def suggest_params(trial, objective: str) -> dict:
+    """The search space (:class:`models.svdpp.SVDppRecommender` arguments) for ``objective``."""
+    params = {
+        "n_factors": trial.suggest_int("n_factors", *FACTORS, log=True),
+        "n_epochs": trial.suggest_int("n_epochs", *EPOCHS),
+        "lr_all": trial.suggest_float("lr_all", *LEARNING_RATE, log=True),
+        "reg_all": trial.suggest_float("reg_all", *REGULARISATION, log=True),
+    }
+    if objective == "rmse":
+        return {**params, "objective": "rmse"}
+    low = 0.0 if objective == "multi" else NEG_RATIO_STEP
+    neg_ratio = trial.suggest_float("neg_ratio", low, NEG_RATIO_MAX, step=NEG_RATIO_STEP)
+    if neg_ratio == 0:
+        return {**params, "objective": "rmse"}
+    return {**params, "objective": "precision", "neg_ratio": neg_ratio,
+            "neg_alpha": trial.suggest_float("neg_alpha", 0.0, 1.0),
+            "positive": trial.suggest_categorical("positive", ["rating", "binary"])}
+
+
+def model_params(optuna_params: dict) -> dict:
+    """A trial's params as :class:`models.svdpp.SVDppRecommender` arguments."""
+    params = dict(optuna_params)
+    neg_ratio = params.get("neg_ratio")
+    params["objective"] = "precision" if neg_ratio else "rmse"
+    if not neg_ratio:
+        params.pop("neg_ratio", None)
+    return params
+
+
+def item_labels(data, product_ids) -> "np.ndarray":
+    """The category of each product (the scorer's reasons: "matches your taste in <category>")."""
+    import numpy as np
+
+    products = data.tables["products"]
+    categories = dict(zip(products["product_id"].astype(str), products["category"].astype(str)))
+    return np.array([categories.get(p, "") for p in product_ids], dtype=str)
+
+
+def heldout_pairs(data, stage: str, log):
+    """``(users, items, ratings)``: pairs a known customer bought for the first time in the stage's window.
+
+    Indices are those of ``log``; the rating is ``log1p`` of the amount spent on the pair in the window,
+    the same scale as the training ratings. Customers unknown at the cutoff are left out.
+    """
+    import numpy as np
+
+    window = data.window_transactions(stage)
+    customer_index = log.customer_index()
+    product_index = log.product_index()
+    spent = window.groupby([window["customer_id"].astype(str), window["product_id"].astype(str)])["amount"].sum()
+    users = np.array([customer_index.get(c, -1) for c, _ in spent.index], dtype=np.int64)
+    items = np.array([product_index.get(p, -1) for _, p in spent.index], dtype=np.int64)
+    ratings = np.log1p(np.maximum(spent.to_numpy(dtype=float), 0.0))
+    keep = (users >= 0) & (items >= 0)
+    if keep.any():
+        purchased = log.purchased()
+        keep[keep] = ~np.asarray(purchased[users[keep], items[keep]]).ravel()
+    return users[keep], items[keep], ratings[keep]
+
+
+def subsample_customers(matrix, n_customers: int, seed: int):
+    """``(matrix, rows)``: only ``n_customers`` random customers' entries kept (0 or all: unchanged, rows None).
+
+    The shape stays the same, so indices still match the interaction log.
+    """
+    import numpy as np
+    from scipy import sparse
+
+    if not n_customers or n_customers >= matrix.shape[0]:
+        return matrix, None
+    rows = np.sort(np.random.default_rng(seed).choice(matrix.shape[0], size=n_customers, replace=False))
+    coo = matrix.tocoo()
+    keep = np.isin(coo.row, rows)
+    kept = sparse.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape)
+    return kept, rows
+
+
+def fit_svdpp(params: dict, matrix, labels, seed: int):
+    """:class:`models.svdpp.SVDppRecommender` fitted on the stored entries of the customer x product ``matrix``."""
+    from models.svdpp import SVDppRecommender
+
+    coo = matrix.tocoo()
+    return SVDppRecommender(**params, random_state=seed).fit(
+        coo.row, coo.col, coo.data, n_users=matrix.shape[0], n_items=matrix.shape[1], item_labels=labels)
+
+
+def svdpp_recommender(model, log, popularity):
+    """The servable engine: the model's scorer with ``log``'s ids and purchase histories."""
+    from models.recommender import Recommender
+
+    return Recommender(model.scorer_, log.customer_ids, log.product_ids, log.purchased(), popularity)
+
+
+def rating_errors(model, pairs) -> dict[str, float]:
+    """``rmse`` and ``mae`` of the model's (clipped) estimates on held-out ``(users, items, ratings)``."""
+    from evaluation.metrics import mae, rmse
+
+    users, items, ratings = pairs
+    predicted = model.predict(users, items)
+    return {"rmse": rmse(ratings, predicted), "mae": mae(ratings, predicted)}
+
+
+# --- the objective ---------------------------------------------------------------------------------
+
+
+def study_metrics(objective: str, k: int) -> tuple[list[str], list[str]]:
+    precision = f"precision_at_{k}"
+    return {"rmse": (["rmse"], ["minimize"]), "precision": ([precision], ["maximize"]),
+            "multi": (["rmse", precision], ["minimize", "maximize"])}[objective]
+
+
+def make_objective(data, baseline, k: int, objective: str, seed: int, tuning_customers: int = 0):
+    """Validation score(s) of SVD++ fitted on the history before the validation window (no MLflow calls)."""
+    import numpy as np
+
+    from pipelines.errors import DataValidationError
+    from pipelines.recommender_training import evaluate
+
+    log = data.log("validation")
+    matrix, rows = subsample_customers(log.matrix(), tuning_customers, seed)
+    labels = item_labels(data, log.product_ids)
+    popularity = baseline.popularity("validation")
+    relevant = data.relevant("validation")
+    pairs = heldout_pairs(data, "validation", log) if objective in ("rmse", "multi") else None
+    if rows is not None:  # score only the customers the trials fit on
+        sampled = set(log.customer_ids[rows].tolist())
+        relevant = {c: items for c, items in relevant.items() if c in sampled}
+        if pairs is not None:
+            mask = np.isin(pairs[0], rows)
+            pairs = tuple(part[mask] for part in pairs)
+    if objective in ("precision", "multi") and not relevant:
+        raise DataValidationError(f"{data.source}: no tuning customer bought a new product in the validation window")
+    if pairs is not None and len(pairs[0]) == 0:
+        raise DataValidationError(f"{data.source}: the validation window has no new customer-product pair of a "
+                                  "known customer to score the rmse objective on")
+
+    def score(trial):
+        model = fit_svdpp(suggest_params(trial, objective), matrix, labels, seed)
+        values = []
+        if objective in ("rmse", "multi"):
+            values.append(rating_errors(model, pairs)["rmse"])
+        if objective in ("precision", "multi"):
+            recommender = svdpp_recommender(model, log, popularity)
+            values.append(evaluate(recommender, relevant, k, data.catalog)[f"precision_at_{k}"])
+        return values[0] if len(values) == 1 else tuple(values)
+
+    return score
+
+
+def choose_trial(result, objective: str):
+    """The refit winner: the best trial, or for ``multi`` the Pareto front's trial with the best precision."""
+    if objective != "multi":
+        return result.best_trials[0], f"best val_{'rmse' if objective == 'rmse' else 'precision'}"
+    front = sorted(result.best_trials, key=lambda t: (-t.values[1], t.values[0], t.number))
+    return front[0], f"highest val precision on the Pareto front of {len(front)} trial(s)"
+
+
+def log_rating_figure(model, pairs, label: str) -> None:
+    """``plots/predicted_vs_actual.png``: estimates against actual ratings of the held-out test pairs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from pipelines.runs import log_figure
+
+    users, items, ratings = pairs
+    predicted = model.predict(users, items)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.hexbin(ratings, predicted, gridsize=40, mincnt=1, cmap="viridis")
+    low, high = float(min(ratings.min(), predicted.min())), float(max(ratings.max(), predicted.max()))
+    ax.plot([low, high], [low, high], color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="actual rating log1p(amount), test window", ylabel=f"{label} estimate",
+           title=f"{label}: held-out test pairs (n={len(ratings)}, corr {np.corrcoef(ratings, predicted)[0, 1]:.2f})"
+           if len(ratings) > 1 and np.std(predicted) > 0 else f"{label}: held-out test pairs (n={len(ratings)})")
+    fig.tight_layout()
+    log_figure(fig, "plots/predicted_vs_actual.png")
+
+
+# --- the entry point ---------------------------------------------------------------------------------
+
+
+def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_N_TRIALS,
+          timeout: float | None = DEFAULT_TIMEOUT, seed: int = 42, storage: str | None = None, k: int = 10,
+          objective: str = DEFAULT_OBJECTIVE, study_name: str | None = None, tuning_customers: int = 0,
+          test_days: int | None = None, val_days: int | None = None):
+    """Run the whole entry point; returns the :class:`pipelines.runs.TrainResult`."""
+    import time
+
+    import mlflow
+    import numpy as np
+
+    from pipelines import recommender_training as rt
+    from pipelines.errors import ConfigurationError, DataValidationError
+    from pipelines.runs import family_run
+    from pipelines.study import run_study
+    from pipelines.tracking import default_data_dir
+
+    if objective not in OBJECTIVES:
+        raise ConfigurationError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
+        raise ConfigurationError(f"k must be an integer from 1 to 100, got {k!r}")
+    if isinstance(tuning_customers, bool) or not isinstance(tuning_customers, int) or tuning_customers < 0:
+        raise ConfigurationError(f"tuning_customers must be 0 (all) or a positive integer, got {tuning_customers!r}")
+    started = time.monotonic()
+    data_dir = Path(_optional(data_dir) or default_data_dir())
+    storage = _optional(storage)
+    study_name = _optional(study_name) or f"svdpp-{objective}"
+    data = rt.load_recommender_data(data_dir, test_days or rt.DEFAULT_TEST_DAYS, val_days or rt.DEFAULT_VAL_DAYS)
+    metrics, directions = study_metrics(objective, k)
+    with family_run(FAMILY, f"svdpp-{study_name}",
+                    params={"k": k, "data_dir": str(data_dir), "tuning_customers": tuning_customers},
+                    tags={"model_type": "SVD++ (scikit-surprise)", "svdpp_objective": objective}) as run:
+        rt.log_data_inputs(data)
+        baseline = rt.popularity_baseline(data, k)
+        test_log = data.log("test")
+        test_matrix = test_log.matrix()
+        test_pairs = heldout_pairs(data, "test", test_log)
+        if len(test_pairs[0]) == 0:
+            raise DataValidationError(f"{data_dir}: the test window has no new customer-product pair of a known "
+                                      "customer to score rmse on")
+        mean_rating = float(test_matrix.data.mean())
+        mean_baseline = {"rmse": float(np.sqrt(np.mean((test_pairs[2] - mean_rating) ** 2))),
+                         "mae": float(np.mean(np.abs(test_pairs[2] - mean_rating)))}
+        mlflow.log_param("baseline_window_days", baseline.window_days or "all")
+        result = run_study(make_objective(data, baseline, k, objective, seed, tuning_customers),
+                           study_name=study_name, metrics=metrics, directions=directions, n_trials=n_trials,
+                           timeout=timeout, seed=seed, storage=storage,
+                           baseline={**baseline.test_metrics, **mean_baseline})
+        winner, why = choose_trial(result, objective)
+        params = model_params(winner.params)
+        choice_tag = "pareto_choice" if objective == "multi" else "refit_choice"
+        mlflow.set_tags({"refit_trial": str(winner.number), choice_tag: f"trial {winner.number}: {why}"})
+        mlflow.log_params({f"refit_{name}": value for name, value in params.items()})
+        fit_started = time.monotonic()
+        model = fit_svdpp(params, test_matrix, item_labels(data, test_log.product_ids), seed)
+        mlflow.log_metrics({"fit_seconds": time.monotonic() - fit_started, "train_pairs": test_matrix.nnz,
+                            "train_negatives": model.n_negatives_, "test_rating_pairs": len(test_pairs[0])})
+        errors = rating_errors(model, test_pairs)
+        log_rating_figure(model, test_pairs, "SVD++")
+        recommender = svdpp_recommender(model, test_log, baseline.popularity("test"))
+        train_result = rt.finish_training(family=FAMILY, label="SVD++", run_id=run.info.run_id,
+                                          recommender=recommender, data=data, baseline=baseline, k=k,
+                                          extra_metrics=errors)
+        train_result.extra.update({"objective": objective, "refit_trial": winner.number, "params": params,
+                                   "test_rmse": errors["rmse"], "test_mae": errors["mae"]})
+        mlflow.log_metric("wall_seconds", time.monotonic() - started)
+    return train_result
+
+
+def run(args) -> int:
+    result = train(args.data_dir, n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
+                   storage=args.storage, k=args.k, objective=args.objective, study_name=args.study_name,
+                   tuning_customers=args.tuning_customers, test_days=args.test_days, val_days=args.val_days)
+    print(f"SVD++ ({args.objective}): test {result.primary_metric} {result.test_value:.4f} "
+          f"(popularity {result.baseline_value:.4f}), test rmse {result.extra['test_rmse']:.4f}; "
+          f"model {result.model_uri}; run {result.run_id}")
+    return 0

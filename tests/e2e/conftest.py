@@ -1,0 +1,81 @@
+"""Real `mlflow models serve` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A `mlflow models serve` subprocess on a free loopback port."""
+
+    def __init__(self, model_uri: str, tracking_uri: str, log_path: Path, workers: int = 1):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+               "MLFLOW_TRACKING_URI": tracking_uri}
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            ["mlflow", "models", "serve", "-m", model_uri, "-p", str(self.port), "--host", "127.0.0.1",
+             "--env-manager", "local", "-w", str(workers)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.log_path = log_path
+
+    def wait(self, timeout: float = 90) -> "Server":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/ping", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"server not up after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def invoke(self, payload, raw: str | None = None) -> requests.Response:
+        if raw is not None:
+            return requests.post(f"{self.url}/invocations", data=raw,
+                                 headers={"Content-Type": "application/json"}, timeout=30)
+        return requests.post(f"{self.url}/invocations", json=payload, timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory):
+    """Factory: ``serve(model_uri, tracking_uri)`` starts a server and returns it once /ping answers."""
+    servers = []
+
+    def start(model_uri: str, tracking_uri: str, workers: int = 1) -> Server:
+        log = tmp_path_factory.mktemp("serve") / "server.log"
+        server = Server(model_uri, tracking_uri, log, workers)
+        servers.append(server)
+        return server.wait()
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import mlflow
+import optuna
+import pytest
+
+from pipelines.runs import family_run
+from pipelines.study import StudyFailedError, run_study
+
+
+def quadratic(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -4, 4)
+    return (x - 1.0) ** 2
+
+
+def child_runs(parent_id: str):
+    parent = mlflow.get_run(parent_id)
+    return mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+        output_format="list",
+    )
+
+
+def test_each_trial_is_a_nested_run_and_parent_holds_the_best(mlflow_env):
+    with family_run("churn", "study-test") as run:
+        result = run_study(quadratic, study_name="t1", metrics="rmse", directions="minimize",
+                           n_trials=8, seed=3, baseline={"rmse": 5.0})
+    parent = mlflow.get_run(run.info.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["baseline_test_rmse"] == 5.0
+    assert parent.data.metrics["val_rmse"] == pytest.approx(result.best_value)
+    assert parent.data.tags["best_trial"] == str(result.best_trials[0].number)
+    assert float(parent.data.params["best_x"]) == pytest.approx(result.best_params["x"])
+    children = child_runs(run.info.run_id)
+    assert len(children) == 8
+    assert {c.data.tags["trial_state"] for c in children} == {"COMPLETE"}
+    best_child = [c for c in children if c.data.tags["trial_number"] == parent.data.tags["best_trial"]][0]
+    assert best_child.data.metrics["val_rmse"] == pytest.approx(result.best_value)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "study")}
+    assert {"study/trials.csv", "study/optimization_history.png", "study/param_importances.png"} <= artifacts
+
+
+def test_a_failing_and_a_pruned_trial_do_not_stop_the_study(mlflow_env):
+    def flaky(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -4, 4)
+        if trial.number == 1:
+            raise RuntimeError("boom in trial 1")
+        if trial.number == 2:
+            raise optuna.TrialPruned()
+        if trial.number == 3:
+            return float("nan")
+        return x * x
+
+    with family_run("churn", "flaky") as run:
+        result = run_study(flaky, study_name="t2", metrics="auc", directions="maximize", n_trials=6, seed=0)
+    assert (result.n_complete, result.n_pruned, result.n_failed) == (3, 1, 2)
+    by_number = {c.data.tags["trial_number"]: c for c in child_runs(run.info.run_id)}
+    assert by_number["1"].info.status == "FAILED"
+    assert by_number["1"].data.tags["trial_state"] == "FAIL"
+    assert "RuntimeError: boom in trial 1" in by_number["1"].data.tags["error"]
+    assert by_number["2"].data.tags["trial_state"] == "PRUNED"
+    assert by_number["3"].data.tags["trial_state"] == "FAIL"
+    assert "val_auc" not in by_number["1"].data.metrics
+    assert by_number["0"].data.tags["trial_state"] == "COMPLETE"
+
+
+def test_study_with_no_completed_trial_fails_the_parent_run(mlflow_env):
+    def broken(trial):
+        trial.suggest_int("n", 1, 3)
+        raise ValueError("bad data")
+
+    with pytest.raises(StudyFailedError, match="none of 3 trials completed"):
+        with family_run("churn", "broken") as run:
+            run_study(broken, study_name="t3", metrics="auc", directions="maximize", n_trials=3)
+    assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
+
+
+def test_sqlite_storage_resumes_the_study(mlflow_env, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    for _ in range(2):
+        with family_run("churn", "resumable"):
+            result = run_study(quadratic, study_name="resume-me", metrics="rmse", directions="minimize",
+                               n_trials=3, storage=storage)
+    assert len(result.study.trials) == 6
+    reloaded = optuna.load_study(study_name="resume-me", storage=storage)
+    assert len(reloaded.trials) == 6
+    assert reloaded.best_value == pytest.approx(result.best_value)
+
+
+def test_two_objectives_log_the_pareto_front(mlflow_env):
+    def two(trial):
+        x = trial.suggest_float("x", 0, 1)
+        return x, 1 - x
+
+    with family_run("svdpp", "multi") as run:
+        result = run_study(two, study_name="t4", metrics=["rmse", "precision_at_10"],
+                           directions=["minimize", "minimize"], n_trials=5)
+    assert len(result.best_trials) == 5  # every point is on this front
+    paths = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "study")}
+    assert {"study/pareto_front.csv", "study/pareto_front.png"} <= paths
+
+
+def test_run_study_rejects_unbounded_studies(mlflow_env):
+    with family_run("churn", "bad"):
+        with pytest.raises(Exception, match="n_trials or timeout"):
+            run_study(quadratic, study_name="t5", metrics="rmse", directions="minimize", n_trials=None)

@@ -1,0 +1,187 @@
+"""End to end: ``train_itemcf`` on a small generated shop, then ``storefront recommend`` on what it logged."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import recommend as recommend_cmd
+from pipelines import train_itemcf
+from pipelines.errors import ConfigurationError
+from pipelines.recommender_training import compare_recommendations, load_recommender_data, relevant_items
+
+N_TRIALS = 6
+
+
+@pytest.fixture(scope="module")
+def shop_dir(tmp_path_factory) -> Path:
+    from pipelines.synthetic import generate_shop
+    from pipelines.tables import write_tables
+
+    tables, _ = generate_shop(customers=600, products=60, years=3, seed=1)
+    folder = tmp_path_factory.mktemp("itemcf-shop") / "data"
+    write_tables(tables, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def env(_session_home):
+    """The session's tracking store, for the whole module."""
+    uri = f"sqlite:///{_session_home / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STOREFRONT_HOME", str(_session_home))
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        yield _session_home
+
+
+@pytest.fixture(scope="module")
+def trained(env, shop_dir):
+    return train_itemcf.train(shop_dir, n_trials=N_TRIALS, timeout=None, seed=3, k=10, study_name="itemcf-e2e")
+
+
+def test_item_cf_beats_popularity_on_test_precision(trained):
+    assert trained.family == "itemcf"
+    assert trained.primary_metric == "precision_at_10"
+    assert trained.higher_is_better
+    assert trained.test_value > trained.baseline_value > 0
+    assert trained.test_value > 1.1 * trained.baseline_value
+
+
+def test_parent_run_holds_study_metrics_figures_and_model(trained):
+    run = mlflow.get_run(trained.run_id)
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    for name in ("precision_at_10", "recall_at_10", "ndcg_at_10", "map_at_10", "hit_rate_at_10", "coverage",
+                 "personalization"):
+        assert 0.0 <= metrics[f"test_{name}"] <= 1.0
+        assert f"baseline_test_{name}" in metrics
+    assert metrics["test_precision_at_10"] == pytest.approx(trained.test_value)
+    assert metrics["baseline_test_precision_at_10"] == pytest.approx(trained.baseline_value)
+    assert 0 < metrics["val_precision_at_10"] <= 1
+    assert metrics["n_trials_complete"] == N_TRIALS
+    assert run.data.tags["round_trip_check"].startswith("passed")
+    assert run.data.params["best_similarity"] in {"cosine", "asymmetric", "shrunk"}
+    assert pd.Timestamp(run.data.params["val_cutoff"]) < pd.Timestamp(run.data.params["test_cutoff"])
+    children = mlflow.search_runs(experiment_ids=[run.info.experiment_id], output_format="list",
+                                  filter_string=f"tags.mlflow.parentRunId = '{trained.run_id}'")
+    assert len(children) == N_TRIALS
+    assert all("val_precision_at_10" in c.data.metrics for c in children)
+    client = mlflow.MlflowClient()
+    plots = {a.path for a in client.list_artifacts(trained.run_id, "plots")}
+    assert {"plots/precision_at_k.png", "plots/category_coverage.png"} <= plots
+    holdout = {a.path for a in client.list_artifacts(trained.run_id, "holdout")}
+    assert "holdout/truth.parquet" in holdout
+    assert trained.model_uri.startswith("models:/")
+
+
+def test_logged_model_gives_the_training_recommendations(trained):
+    expected = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=trained.run_id, artifact_path="round_trip/expected_top_k.csv"), dtype={"customer_id": str,
+                                                                                       "product_id": str})
+    model = mlflow.pyfunc.load_model(trained.model_uri)
+    customers = list(dict.fromkeys(expected["customer_id"]))
+    assert len(customers) > 10
+    actual = model.predict(pd.DataFrame({"customer_id": customers}), params={"k": 10})
+    assert compare_recommendations(expected, actual) == []
+    assert (actual["reason"].str.startswith("because you ") | (actual["reason"] == "popular")).all()
+
+
+def test_tuning_never_sees_the_test_window(shop_dir):
+    data = load_recommender_data(shop_dir)
+    tx, events = data.tables["transactions"], data.tables["events"]
+    assert data.test_cutoff - data.val_cutoff == pd.Timedelta(days=data.val_days)
+    # tuning fits on rows strictly before the validation cutoff ...
+    log = data.log("validation")
+    assert log.reference_date == data.val_cutoff
+    assert len(log.tx_user) == int((tx["purchase_date"] < data.val_cutoff).sum())
+    weighted = events["event_type"].isin(["product_view", "add_to_cart"])
+    assert len(log.ev_user) == int((weighted & (events["event_date"] < data.val_cutoff)).sum())
+    # ... and scores on purchases before the test cutoff
+    val_pairs = {(c, p) for c, items in data.relevant("validation").items() for p in items}
+    window = tx[(tx["purchase_date"] >= data.val_cutoff) & (tx["purchase_date"] < data.test_cutoff)]
+    assert val_pairs and val_pairs <= set(zip(window["customer_id"], window["product_id"]))
+    # the final model's history ends at the test cutoff
+    assert len(data.log("test").tx_user) == int((tx["purchase_date"] < data.test_cutoff).sum())
+
+
+def test_relevant_items_drop_repeat_purchases():
+    history = pd.DataFrame({"customer_id": ["A", "B"], "product_id": ["x", "x"]})
+    window = pd.DataFrame({"customer_id": ["A", "A", "B", "C"], "product_id": ["x", "y", "y", "x"]})
+    assert relevant_items(window, history) == {"A": {"y"}, "B": {"y"}, "C": {"x"}}
+    assert relevant_items(window) == {"A": {"x", "y"}, "B": {"y"}, "C": {"x"}}
+
+
+def run_recommend(*argv: str) -> str:
+    parser = argparse.ArgumentParser()
+    recommend_cmd.add_arguments(parser)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert recommend_cmd.run(parser.parse_args(list(argv))) == 0
+    return out.getvalue()
+
+
+def test_recommend_command_prints_top_k_from_the_latest_model(trained, shop_dir):
+    tx = pd.read_parquet(shop_dir / "transactions.parquet")
+    customer = tx["customer_id"].iloc[0]
+    text = run_recommend("--model", "itemcf", "--customer", customer, "-k", "5")
+    lines = text.splitlines()
+    assert lines[0].startswith("model: models:/")
+    assert f"top 5 for customer {customer}" in text
+    table = [line.split() for line in lines[lines.index(f"top 5 for customer {customer}") + 1:] if line.strip()]
+    assert table[0][:3] == ["rank", "product_id", "score"]
+    assert [row[0] for row in table[1:]] == ["1", "2", "3", "4", "5"]
+    model = mlflow.pyfunc.load_model(trained.model_uri)
+    expected = model.predict(pd.DataFrame({"customer_id": [customer]}), params={"k": 5})
+    assert [row[1] for row in table[1:]] == expected["product_id"].tolist()
+    bought = set(tx.loc[tx["customer_id"] == customer, "product_id"])
+    assert not bought & {row[1] for row in table[1:]}
+    cold = run_recommend("--model", f"runs:/{trained.run_id}/model", "--customer", "nobody-at-all", "-k", "3")
+    assert "unknown customer: popular products" in cold
+    assert cold.count("popular") >= 4
+
+
+def test_recommend_command_errors_name_the_problem(trained):
+    with pytest.raises(ConfigurationError, match="-k must be an integer from 1 to 100"):
+        recommend_cmd.recommend("itemcf", ["C1"], k=0)
+    with pytest.raises(ConfigurationError, match="no registered model 'no-such-model'"):
+        recommend_cmd.recommend("no-such-model", ["C1"], k=5)
+    assert recommend_cmd.resolve_model_uri("runs:/abc/model") == "runs:/abc/model"
+    assert recommend_cmd.resolve_model_uri("recommender").startswith("models:/")
+
+
+def test_bad_options_are_configuration_errors(shop_dir):
+    with pytest.raises(ConfigurationError, match="k must be an integer from 1 to 100"):
+        train_itemcf.train(shop_dir, n_trials=1, k=0)
+    with pytest.raises(ConfigurationError, match="test_days"):
+        load_recommender_data(shop_dir, test_days=5000)
+
+
+def test_search_space_is_conditional():
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        params = train_itemcf.suggest_params(trial, n_products=60)
+        seen.add(params["similarity"])
+        assert ("alpha" in params) == (params["similarity"] == "asymmetric")
+        assert ("shrinkage" in params) == (params["similarity"] == "shrunk")
+        assert 5 <= params["n_neighbours"] <= 59
+        study.tell(trial, float(np.random.default_rng(0).random()))
+    assert seen == {"cosine", "asymmetric", "shrunk"}
+    flat = {"similarity": "shrunk", "shrinkage": 3.0, "n_neighbours": 9, "half_life_days": 30.0,
+            "w_product_view": 0.2, "w_add_to_cart": 1.5}
+    assert train_itemcf.model_params(flat) == {"similarity": "shrunk", "shrinkage": 3.0, "n_neighbours": 9,
+                                               "half_life_days": 30.0,
+                                               "event_weights": {"product_view": 0.2, "add_to_cart": 1.5}}
