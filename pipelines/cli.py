@@ -28,7 +28,8 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or with ``only`` just that subcommand's (importing one module keeps start-up fast)."""
     parser = argparse.ArgumentParser(
         prog="storefront",
         description="Optuna-tuned recommenders, churn and sales forecasts for an online shop, tracked in MLflow.",
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(module_name)
         doc = (module.__doc__ or "").strip()
         p = sub.add_parser(
@@ -61,7 +64,9 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    only = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only if only in COMMANDS else None)
     args = parser.parse_args(argv)
     # MLproject passes unset optional parameters as empty strings: treat them as not given.
     for key, value in vars(args).items():

@@ -23,7 +23,6 @@ HELP = "generate the synthetic shop tables (customers, products, transactions, e
 
 DEFAULTS = {"customers": 5000, "products": 200, "years": 3, "seed": 42, "format": "parquet"}
 START = "2023-01-01"
-SCHEMA_SAMPLE_ROWS = 1000  # MLflow infers a dataset schema cell by cell; the first rows are enough here
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines import tracking
+    from pipelines import runs, tracking
     from pipelines.synthetic import validate_parameters
 
     validate_parameters(args.customers, args.products, args.years)
@@ -70,14 +69,15 @@ def run(args: argparse.Namespace) -> int:
     import mlflow
 
     exp_id = tracking.experiment_id(tracking.EXPERIMENTS["data"])
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"generate-data-seed{args.seed}") as active:
+    nested = mlflow.active_run() is not None  # e.g. called from another entry point's run
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"generate-data-seed{args.seed}", nested=nested) as active:
         mlflow.log_params(params)
         tables, paths, digest = generate(params, output_dir, args.format)
         mlflow.log_metrics({f"rows_{name}": len(df) for name, df in tables.items()})
         mlflow.set_tags({"data_digest": digest, "data_dir": str(output_dir), "format": args.format})
         started = time.perf_counter()
         for name, path in paths.items():
-            mlflow.log_input(table_dataset(tables[name], path, name), context="generated")
+            mlflow.log_input(runs.table_dataset(tables[name], path, name), context="generated")
         elapsed = time.perf_counter() - started
         _say(f"logged run {active.info.run_id} in {tracking.EXPERIMENTS['data']} (dataset inputs: {elapsed:.1f}s)")
     return 0
@@ -114,35 +114,6 @@ def generate(params: dict, output_dir: Path, fmt: str):
     )
     _say(f"digest {digest}\npath   {output_dir}")
     return tables, {path.stem: path for path in written}, digest
-
-
-def table_dataset(df, path: Path, name: str):
-    """An MLflow dataset for one written table: its file as source, its own digest, a cheap schema.
-
-    Equivalent to ``mlflow.data.from_pandas(df, source=path, name=name)``, except that the schema is
-    inferred from the first rows (MLflow inspects string cells one by one, seconds per 100,000 rows) and
-    the digest is :func:`pipelines.tables.dataset_digest` of the table; the profile counts every row.
-    """
-    import json
-    import warnings
-    from functools import cached_property
-
-    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
-    from mlflow.data.pandas_dataset import PandasDataset
-    from mlflow.models import infer_signature
-
-    from pipelines.tables import dataset_digest
-
-    class TableDataset(PandasDataset):
-        @cached_property
-        def schema(self):
-            with warnings.catch_warnings():  # the hint that integer columns cannot hold missing values
-                warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
-                return infer_signature(self._df.head(SCHEMA_SAMPLE_ROWS)).inputs
-
-    # an explicit local source: resolving a bare path warns that two registered sources match it
-    source = get_dataset_source_from_json(json.dumps({"uri": str(path)}), source_type="local")
-    return TableDataset(df, source=source, name=name, digest=dataset_digest({name: df}))
 
 
 def _say(message: str) -> None:

@@ -568,7 +568,9 @@ def _make_transactions(rng, cust: _Customers, prod: _Products, model: _ChoiceMod
 
 # --------------------------------------------------------------------------------------------- events
 
-_PAGE_VIEW, _PRODUCT_VIEW, _ADD_TO_CART, _SEARCH = (EVENT_TYPES.index(t) for t in EVENT_TYPES)
+_PAGE_VIEW, _PRODUCT_VIEW, _ADD_TO_CART, _SEARCH = map(
+    EVENT_TYPES.index, ("page_view", "product_view", "add_to_cart", "search")
+)
 
 
 def _funnel_events(rng: np.random.Generator, tx: dict) -> tuple[np.ndarray, ...]:

@@ -97,7 +97,9 @@ def test_run_logs_counts_digest_and_dataset(storefront, online_retail_dir, examp
     assert run.data.params["output_dir"] == str(out)
     [dataset_input] = run.inputs.dataset_inputs
     assert dataset_input.tags[0].value == "ingested"
-    assert dataset_input.dataset.name == f"transactions-{digest}"
+    assert dataset_input.dataset.name == "transactions"
+    assert dataset_input.dataset.source_type == "local"
+    assert dataset_input.dataset.source.endswith(str(out / "transactions") + '"}')
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"ingest_report.txt", "column_map.yaml"} <= artifacts
 

@@ -240,7 +240,8 @@ def test_churners_slow_down_before_churning():
     churn = truth.churn_dates.dropna()
     opened = customers["signup_date"].clip(lower=truth.start).loc[churn.index]
     churn = churn[churn - opened > pd.Timedelta(days=280)]  # customers for at least the 270 days compared
-    days_before = (churn.reindex(tx["customer_id"]).to_numpy() - tx["purchase_date"].to_numpy()) / np.timedelta64(1, "D")
+    churn_of_row = churn.reindex(tx["customer_id"]).to_numpy()
+    days_before = (churn_of_row - tx["purchase_date"].to_numpy()) / np.timedelta64(1, "D")
     late = ((days_before >= 0) & (days_before < 90)).sum() / 90  # purchases per day, last 90 days
     early = ((days_before >= 90) & (days_before < 270)).sum() / 180  # the 180 days before those
     assert late < 0.8 * early
