@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 MISSING_CATEGORY = "missing"
+ID_COLUMN = "customer_id"  # the id column of churn feature frames and of served requests
 
 
 class FeatureTypeError(ValueError):

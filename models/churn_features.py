@@ -30,7 +30,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from models.churn_columns import MISSING_CATEGORY
+from models.churn_columns import ID_COLUMN, MISSING_CATEGORY
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ TREND_DAYS = 30
 EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "search")
 DEMOGRAPHIC_NUMERIC = ("age",)
 DEMOGRAPHIC_CATEGORICAL = ("gender", "location", "profession")
-ID_COLUMN = "customer_id"
 
 FEATURE_DOC: dict[str, str] = {
     "recency_days": "days from the last purchase to the cutoff",
@@ -59,6 +58,9 @@ FEATURE_DOC: dict[str, str] = {
     **{f"events_{t}": f"{t} events in the lookback window" for t in EVENT_TYPES},
     **{f"events_{t}_trend": f"({t} events in the last 30 days - the 30 before) / their sum" for t in EVENT_TYPES},
 }
+
+
+FEATURE_COLUMNS = tuple(FEATURE_DOC)
 
 
 class FeatureInputError(ValueError):
@@ -83,79 +85,129 @@ def _bincount(codes: np.ndarray, n: int, weights: np.ndarray | None = None) -> n
     return np.bincount(codes, weights=weights, minlength=n).astype(float)
 
 
+def _group_min(codes: np.ndarray, values: np.ndarray, n: int, initial: float = np.inf) -> np.ndarray:
+    out = np.full(n, initial)
+    np.minimum.at(out, codes, values)
+    return out
+
+
+def _group_max(codes: np.ndarray, values: np.ndarray, n: int, initial: float = -np.inf) -> np.ndarray:
+    out = np.full(n, initial)
+    np.maximum.at(out, codes, values)
+    return out
+
+
+def _distinct(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct int64 keys (sort + compare: much faster than ``np.unique``'s hashing on big arrays)."""
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.size else keys
+
+
+# String columns go through Arrow: hashing and lookups of millions of ids stay in C++.
+
+def _arrow(values):
+    import pyarrow as pa
+
+    array = pa.array(values, from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        array = pa.array(np.asarray(values).astype(str))
+    return array.cast(pa.large_string())
+
+
+def _take(array, mask: np.ndarray):
+    import pyarrow as pa
+
+    return array.filter(pa.array(mask))
+
+
+def _sorted_unique(array):
+    import pyarrow.compute as pc
+
+    unique = pc.unique(array)
+    return unique.take(pc.array_sort_indices(unique))
+
+
+def _codes(array, value_set) -> np.ndarray:
+    """Position of each value in ``value_set`` (an Arrow array), -1 when absent."""
+    import pyarrow.compute as pc
+
+    found = pc.index_in(array, value_set=value_set)
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
 def active_customers(transactions: pd.DataFrame, cutoff, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> np.ndarray:
     """Sorted ids of customers with a purchase in ``[cutoff - lookback_days, cutoff)``."""
     _require(transactions, "transactions", "customer_id", "purchase_date")
     t = np.datetime64(pd.Timestamp(cutoff), "ns")
     dates = transactions["purchase_date"].to_numpy("datetime64[ns]")
     in_window = (dates < t) & (dates >= t - lookback_days * DAY)
-    return np.sort(pd.unique(transactions["customer_id"].to_numpy()[in_window]).astype(str))
+    ids = _sorted_unique(_take(_arrow(transactions["customer_id"]), in_window))
+    return np.asarray(ids.to_pylist(), dtype=object)
 
 
 def build_features(tables: Mapping[str, pd.DataFrame], cutoff, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> pd.DataFrame:
     """One row per customer active at ``cutoff``: ``customer_id`` then the features (module docstring).
 
-    Rows are sorted by ``customer_id``. Raises :class:`FeatureInputError` when a needed column is missing
-    or ``lookback_days`` is not a positive integer (needs at least 60 days for the 30/30 trends).
+    Rows are sorted by ``customer_id``; columns are ``customer_id``, :data:`FEATURE_COLUMNS` and the
+    demographic columns the customers table has. Raises :class:`FeatureInputError` when a needed column is
+    missing or ``lookback_days`` is not an integer of at least 60 (the 30/30-day trends).
     """
     if isinstance(lookback_days, bool) or not isinstance(lookback_days, (int, np.integer)) or lookback_days < 2 * TREND_DAYS:
         raise FeatureInputError(f"lookback_days must be an integer of at least {2 * TREND_DAYS}, got {lookback_days!r}")
-    tx_all = tables["transactions"]
-    _require(tx_all, "transactions", "customer_id", "product_id", "amount", "purchase_date")
+    tx = tables["transactions"]
+    _require(tx, "transactions", "customer_id", "product_id", "amount", "purchase_date")
     t = np.datetime64(pd.Timestamp(cutoff), "ns")
     start = t - int(lookback_days) * DAY
 
-    dates_all = tx_all["purchase_date"].to_numpy("datetime64[ns]")
-    before = dates_all < t
-    cust_before = tx_all["customer_id"].to_numpy()[before]
-    dates_before = dates_all[before]
-    ids = np.sort(pd.unique(cust_before[dates_before >= start]).astype(str))
-    n = len(ids)
-    features = {ID_COLUMN: ids}
+    dates = tx["purchase_date"].to_numpy("datetime64[ns]")
+    before = dates < t
+    in_lb = before & (dates >= start)
+    customers_col = _arrow(tx["customer_id"])
+    ids_arrow = _sorted_unique(_take(customers_col, in_lb))
+    n = len(ids_arrow)
     if n == 0:
         return _empty_frame(tables)
+    ids = np.asarray(ids_arrow.to_pylist(), dtype=object)
 
-    # Every transaction before T of an active customer, with the customer's position in ``ids``.
-    index = pd.Index(ids)
-    pos = index.get_indexer(cust_before)
-    known = pos >= 0
-    code = pos[known]
-    age_days = (t - dates_before[known]) / DAY  # float days before T, > 0
-    amount = pd.to_numeric(tx_all["amount"]).to_numpy(float)[before][known]
-    in_lb = age_days <= lookback_days
+    # Purchases in the lookback window (all by active customers, by definition).
+    code = _codes(_take(customers_col, in_lb), ids_arrow)
+    lb_dates = dates[in_lb]
+    age = (t - lb_dates) / DAY  # float days before T, in (0, lookback]
+    amount = pd.to_numeric(tx["amount"]).to_numpy(float)[in_lb]
+    # Older purchases of the same customers only matter for the first purchase (tenure).
+    older = before & ~in_lb
+    old_code = _codes(_take(customers_col, older), ids_arrow)
+    known = old_code >= 0
+    first_age = _group_max(code, age, n)
+    np.maximum.at(first_age, old_code[known], (t - dates[older][known]) / DAY)
 
-    by_customer = pd.Series(age_days).groupby(code)
-    recency = by_customer.min().reindex(range(n)).to_numpy()
-    first_age = by_customer.max().reindex(range(n)).to_numpy()
+    f: dict[str, np.ndarray] = {}
+    f["recency_days"] = _group_min(code, age, n)
+    f["frequency"] = _bincount(code, n)
+    f["monetary"] = _bincount(code, n, amount)
+    f["avg_order_value"] = f["monetary"] / f["frequency"]
+    f["tenure_days"] = _tenure(tables, ids, first_age, t)
+    f["gap_mean_days"], f["gap_std_days"] = _gaps(code, lb_dates, n, lookback_days)
+    f["recency_gap_ratio"] = f["recency_days"] / f["gap_mean_days"]
+    last = age <= TREND_DAYS
+    prev = (age > TREND_DAYS) & (age <= 2 * TREND_DAYS)
+    f["purchase_trend"] = _normalised_difference(_bincount(code[last], n), _bincount(code[prev], n))
+    f["spend_trend"] = _normalised_difference(_bincount(code[last], n, amount[last]),
+                                              _bincount(code[prev], n, amount[prev]))
 
-    frequency = _bincount(code[in_lb], n)
-    monetary = _bincount(code[in_lb], n, amount[in_lb])
-    features["recency_days"] = recency
-    features["frequency"] = frequency
-    features["monetary"] = monetary
-    features["avg_order_value"] = monetary / frequency
-    features["tenure_days"] = _tenure(tables, ids, first_age, t)
-
-    gap_mean, gap_std = _gaps(code[in_lb], dates_before[known][in_lb], n, lookback_days)
-    features["gap_mean_days"] = gap_mean
-    features["gap_std_days"] = gap_std
-    features["recency_gap_ratio"] = recency / gap_mean
-
-    last = age_days <= TREND_DAYS
-    prev = (age_days > TREND_DAYS) & (age_days <= 2 * TREND_DAYS)
-    features["purchase_trend"] = _normalised_difference(_bincount(code[last], n), _bincount(code[prev], n))
-    features["spend_trend"] = _normalised_difference(_bincount(code[last], n, amount[last]),
-                                                     _bincount(code[prev], n, amount[prev]))
-
-    categories = tx_all["category"].to_numpy()[before][known][in_lb] if "category" in tx_all.columns else None
-    features.update(_event_features(tables.get("events"), index, t, lookback_days,
-                                    tx_all["product_id"].to_numpy()[before][known], code, age_days))
-    if categories is not None:
-        pairs = pd.DataFrame({"c": code[in_lb], "k": categories}).drop_duplicates()
-        features["category_diversity"] = _bincount(pairs["c"].to_numpy(), n)
+    products = _take(_arrow(tx["product_id"]), in_lb)
+    f.update(_event_features(tables.get("events"), ids_arrow, t, lookback_days, products, code, age))
+    if "category" in tx.columns:
+        categories = _take(_arrow(tx["category"]), in_lb)
+        category_code = _codes(categories, _sorted_unique(categories))
+        pairs = _distinct(code * (int(category_code.max()) + 1) + category_code)
+        f["category_diversity"] = _bincount(pairs // (int(category_code.max()) + 1), n)
     else:
-        features["category_diversity"] = np.ones(n)
-    frame = pd.DataFrame(features)
+        f["category_diversity"] = np.ones(n)
+    frame = pd.DataFrame({ID_COLUMN: ids, **{name: f[name] for name in FEATURE_COLUMNS}})
+    frame[ID_COLUMN] = frame[ID_COLUMN].astype(str)
     frame = _add_demographics(frame, tables.get("customers"))
     logger.debug("built %d churn features for %d customers at %s", frame.shape[1] - 1, n, cutoff)
     return frame
@@ -163,7 +215,7 @@ def build_features(tables: Mapping[str, pd.DataFrame], cutoff, lookback_days: in
 
 def _empty_frame(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     cols = {ID_COLUMN: pd.Series([], dtype=str)}
-    for name in FEATURE_DOC:
+    for name in FEATURE_COLUMNS:
         cols[name] = pd.Series([], dtype=float)
     return _add_demographics(pd.DataFrame(cols), tables.get("customers"))
 
@@ -183,7 +235,7 @@ def _tenure(tables, ids: np.ndarray, first_age: np.ndarray, t: np.datetime64) ->
 def _gaps(code: np.ndarray, dates: np.ndarray, n: int, lookback_days: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of days between a customer's distinct purchase days."""
     day = dates.astype("datetime64[D]").astype(np.int64)
-    key = np.unique(code.astype(np.int64) * (1 << 32) + (day - day.min() if len(day) else day))
+    key = _distinct(code.astype(np.int64) * (1 << 32) + (day - day.min()))
     cust = key >> 32
     days = (key & ((1 << 32) - 1)).astype(float)
     same = cust[1:] == cust[:-1]
@@ -200,9 +252,12 @@ def _gaps(code: np.ndarray, dates: np.ndarray, n: int, lookback_days: int) -> tu
     return mean, std
 
 
-def _event_features(events: pd.DataFrame | None, index: pd.Index, t: np.datetime64, lookback_days: int,
-                    tx_products: np.ndarray, tx_code: np.ndarray, tx_age: np.ndarray) -> dict[str, np.ndarray]:
-    n = len(index)
+def _event_features(events: pd.DataFrame | None, ids_arrow, t: np.datetime64, lookback_days: int,
+                    tx_products, tx_code: np.ndarray, tx_age: np.ndarray) -> dict[str, np.ndarray]:
+    """Event counts and trends, days since the last event and the cart-abandonment rate (lookback window)."""
+    import pyarrow as pa
+
+    n = len(ids_arrow)
     out: dict[str, np.ndarray] = {}
     if events is None or events.empty:
         for etype in EVENT_TYPES:
@@ -214,34 +269,44 @@ def _event_features(events: pd.DataFrame | None, index: pd.Index, t: np.datetime
     _require(events, "events", "customer_id", "product_id", "event_type", "event_date")
     dates = events["event_date"].to_numpy("datetime64[ns]")
     window = (dates < t) & (dates >= t - int(lookback_days) * DAY)
-    pos = index.get_indexer(events["customer_id"].to_numpy()[window])
-    known = pos >= 0
-    code = pos[known]
-    age = (t - dates[window][known]) / DAY
-    etype = events["event_type"].to_numpy()[window][known]
+    code = _codes(_take(_arrow(events["customer_id"]), window), ids_arrow)
+    known = code >= 0
+    code = code[known]
+    age = ((t - dates[window]) / DAY)[known]
+    etype = _codes(_take(_arrow(events["event_type"]), window), pa.array(EVENT_TYPES, pa.large_string()))[known]
+    k = len(EVENT_TYPES)
     last = age <= TREND_DAYS
     prev = (age > TREND_DAYS) & (age <= 2 * TREND_DAYS)
-    for name in EVENT_TYPES:
-        is_type = etype == name
-        out[f"events_{name}"] = _bincount(code[is_type], n)
-        out[f"events_{name}_trend"] = _normalised_difference(_bincount(code[is_type & last], n),
-                                                             _bincount(code[is_type & prev], n))
-    latest = pd.Series(age).groupby(code).min().reindex(range(n)).to_numpy()
-    out["days_since_last_event"] = np.where(np.isnan(latest), float(lookback_days), latest)
+    typed = etype >= 0
+    counts = np.bincount(code[typed] * k + etype[typed], minlength=n * k).reshape(n, k).astype(float)
+    counts_last = np.bincount(code[typed & last] * k + etype[typed & last], minlength=n * k).reshape(n, k)
+    counts_prev = np.bincount(code[typed & prev] * k + etype[typed & prev], minlength=n * k).reshape(n, k)
+    for j, name in enumerate(EVENT_TYPES):
+        out[f"events_{name}"] = counts[:, j]
+        out[f"events_{name}_trend"] = _normalised_difference(counts_last[:, j].astype(float),
+                                                             counts_prev[:, j].astype(float))
+    latest = _group_min(code, age, n)
+    out["days_since_last_event"] = np.where(np.isinf(latest), float(lookback_days), latest)
 
-    # Cart abandonment: a carted (customer, product) counts as bought when a purchase of it follows
-    # (on or after the first add-to-cart in the window, before T).
-    carts = etype == "add_to_cart"
-    cart_products = events["product_id"].to_numpy()[window][known][carts]
-    products = pd.Index(pd.unique(np.concatenate([tx_products, cart_products])))
-    n_products = max(len(products), 1)
-    cart_key = code[carts].astype(np.int64) * n_products + products.get_indexer(cart_products)
-    first_cart_age = pd.Series(age[carts]).groupby(cart_key).max()
-    tx_key = tx_code.astype(np.int64) * n_products + products.get_indexer(tx_products)
-    last_buy_age = pd.Series(tx_age).groupby(tx_key).min()
-    bought_age = last_buy_age.reindex(first_cart_age.index).to_numpy()
-    bought = ~np.isnan(bought_age) & (bought_age <= first_cart_age.to_numpy())
-    owner = (first_cart_age.index.to_numpy() // n_products).astype(np.int64)
+    # Cart abandonment: a carted (customer, product) counts as bought when a purchase of it follows (on or
+    # after the first add-to-cart in the window, before T).
+    carts = etype == EVENT_TYPES.index("add_to_cart")
+    cart_products = _take(_take(_arrow(events["product_id"]), window), known).filter(pa.array(carts))
+    catalogue = _sorted_unique(pa.chunked_array([tx_products, cart_products]).combine_chunks())
+    width = max(len(catalogue), 1)
+    cart_key = code[carts] * width + _codes(cart_products, catalogue)
+    order = np.argsort(cart_key, kind="stable")
+    cart_key, cart_age = cart_key[order], age[carts][order]
+    pair_start = np.flatnonzero(np.r_[True, cart_key[1:] != cart_key[:-1]]) if cart_key.size else np.array([], int)
+    pairs = cart_key[pair_start]
+    first_cart_age = np.maximum.reduceat(cart_age, pair_start) if cart_key.size else np.array([])
+    tx_key = tx_code * width + _codes(tx_products, catalogue)
+    slot = np.searchsorted(pairs, tx_key)
+    hit = slot < pairs.size
+    hit[hit] = pairs[slot[hit]] == tx_key[hit]
+    last_buy_age = _group_min(slot[hit], tx_age[hit], pairs.size)
+    bought = last_buy_age <= first_cart_age
+    owner = pairs // width
     carted = np.bincount(owner, minlength=n).astype(float)
     abandoned = np.bincount(owner, weights=(~bought).astype(float), minlength=n)
     rate = np.zeros(n)

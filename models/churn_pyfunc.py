@@ -29,8 +29,7 @@ import numpy as np
 import pandas as pd
 
 from models.churn import SEGMENT_CUTS, ChurnClassifier, PlattCalibration, risk_segments
-from models.churn_columns import FeatureSpec, FeatureTypeError, coerce_features
-from models.churn_features import ID_COLUMN
+from models.churn_columns import ID_COLUMN, FeatureSpec, FeatureTypeError, coerce_features
 from models.serving import as_frame, bad_request, require_columns, string_column
 
 PIPELINE_ARTIFACT = "pipeline"

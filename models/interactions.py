@@ -145,7 +145,8 @@ class InteractionLog:
         np.log1p(total.data, out=total.data)
         for event_type, weight in (event_weights or {}).items():
             if event_type not in WEIGHTED_EVENT_TYPES:
-                raise ValueError(f"event weight for {event_type!r}: only {', '.join(WEIGHTED_EVENT_TYPES)} are weighted")
+                raise ValueError(f"event weight for {event_type!r}: only "
+                                 f"{', '.join(WEIGHTED_EVENT_TYPES)} are weighted")
             if weight < 0:
                 raise ValueError(f"event weight for {event_type!r} must be non-negative, got {weight!r}")
             if weight == 0:

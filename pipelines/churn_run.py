@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from models.churn import classification_at
+from models.churn import DEFAULT_TRIAL, classification_at
 from models.churn_columns import FeatureSpec
 from models.churn_features import ID_COLUMN
 from models.churn_labels import window_days_for
@@ -45,7 +44,7 @@ from pipelines.churn_tuning import (
     probability_metrics,
 )
 from pipelines.errors import ConfigurationError, StorefrontError
-from pipelines.runs import TrainResult, family_run, log_pyfunc_model, log_tables_input
+from pipelines.runs import TrainResult, family_run, log_pyfunc_model, log_tables_input, table_dataset
 from pipelines.study import run_study
 from pipelines.tables import dataset_digest, load_tables
 
@@ -96,8 +95,12 @@ def prepare_shop(args: argparse.Namespace) -> Prepared:
                         args.lookback_days)
     logger.info("churn snapshots (%s, %d-day window): %s", args.target, window, plan.describe())
 
-    def snap(cutoff):
-        return shop_snapshot(tables, cutoff, window, args.target, args.lookback_days)
+    built: dict[pd.Timestamp, object] = {}
+
+    def snap(cutoff):  # the validation snapshot is also a refit snapshot: build each cutoff once
+        if cutoff not in built:
+            built[cutoff] = shop_snapshot(tables, cutoff, window, args.target, args.lookback_days)
+        return built[cutoff]
 
     tuning = stack([snap(c) for c in plan.tuning_fit])
     validation = snap(plan.validation)
@@ -108,10 +111,7 @@ def prepare_shop(args: argparse.Namespace) -> Prepared:
                               validation.y, seed=args.seed)
 
     def log_inputs():
-        with warnings.catch_warnings():  # MLflow's hints about local sources and int columns, not ours to fix
-            warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways", category=UserWarning)
-            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column", category=UserWarning)
-            log_tables_input(tables, data_dir, digest, names=("transactions", "customers"))
+        log_tables_input(tables, data_dir, digest, names=("transactions", "events", "customers"))
         mlflow.log_metrics({
             "n_tuning_rows": tuning.size, "n_validation_rows": validation.size, "n_final_fit_rows": final.size,
             "n_test_rows": test.size, "tuning_positive_rate": float(tuning.y.mean()),
@@ -151,12 +151,7 @@ def prepare_table(args: argparse.Namespace, test_fraction: float = 0.2, folds: i
     def log_inputs():
         mlflow.set_tag("data_digest", digest)
         mlflow.set_tag("data_table", str(data.path))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways", category=UserWarning)
-            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column", category=UserWarning)
-            dataset = mlflow.data.from_pandas(data.raw, source=str(data.path), name=f"{data.path.stem}-{digest}",
-                                              targets=data.label_column)
-            mlflow.log_input(dataset, context="training")
+        mlflow.log_input(table_dataset(data.raw, data.path, data.path.stem), context="training")
         mlflow.log_metrics({"n_dev_rows": len(dev), "n_test_rows": len(test),
                             "dev_positive_rate": float(y_dev.mean()), "test_positive_rate": float(data.y[test].mean())})
 
@@ -189,7 +184,7 @@ def run_training(prepared: Prepared, args: argparse.Namespace, family: str = "ch
         baseline_metrics = probability_metrics(p.y_test, p_baseline)
         study = run_study(objective_for(p.problem), study_name=p.study_name, metrics=PRIMARY_METRIC,
                           directions="maximize", n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
-                          storage=args.storage, baseline=baseline_metrics)
+                          storage=args.storage, baseline=baseline_metrics, enqueue=[DEFAULT_TRIAL])
         params = params_from_trial(study.best_params)
         final = fit_final(p.problem, params, p.X_fit, p.y_fit, cost_ratio=args.cost_ratio, seed=args.seed)
         model = final.model

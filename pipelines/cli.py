@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "recommend": "pipelines.recommend",
     "train-churn": "pipelines.train_churn",
     "score-churn": "pipelines.score_churn",
+    "train-sarima": "pipelines.train_sarima",
+    "forecast": "pipelines.forecast",
     "promote": "pipelines.promote",
     "rollback": "pipelines.rollback",
 }

@@ -1,7 +1,7 @@
 """Print a customer's top-k recommendations from a registered or logged recommender (``storefront recommend``).
 
 ``--model`` takes a family (``itemcf``, ``svdpp``) or ``recommender`` (whichever family won), a registered
-model name (``storefront-itemcf``), or a model URI (``models:/...``, ``runs:/...``, ``m-...``). A name
+model name (``storefront-itemcf``), or a model URI (``models:/...``, ``runs:/...``, a local path). A name
 resolves to ``models:/<registered name>@champion`` when that alias exists, else to the latest model
 logged by a finished run of the family's experiment (``storefront-itemcf``/``storefront-svdpp``; both for
 ``recommender``). Reads the tracking store only; logs and registers nothing.
@@ -16,7 +16,7 @@ HELP = "print a customer's top-k recommendations from the champion or latest rec
 logger = logging.getLogger(__name__)
 
 FAMILIES = {"itemcf": ("itemcf",), "svdpp": ("svdpp",), "recommender": ("itemcf", "svdpp")}
-URI_PREFIXES = ("models:/", "runs:/", "m-", "file:", "/", "mlflow-artifacts:", "s3://", "gs://", "wasbs://")
+URI_PREFIXES = ("models:/", "runs:/", "file:", "/", "mlflow-artifacts:", "s3://", "gs://", "wasbs://")
 
 
 def add_arguments(parser) -> None:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -71,7 +71,7 @@ class RecommenderData:
     _logs: dict = field(default_factory=dict, repr=False)
     _relevant: dict = field(default_factory=dict, repr=False)
 
-    @property
+    @cached_property
     def catalog(self) -> np.ndarray:
         """Every product id, sorted: the columns of all matrices and the catalogue of ``coverage``."""
         return np.sort(self.tables["products"]["product_id"].astype(str).unique())
@@ -255,7 +255,7 @@ def log_ranking_figures(relevant: Mapping[str, set[str]], model_lists: Mapping[s
                              "popularity": category_coverage(baseline_lists, products, k)})
     fig, ax = plt.subplots(figsize=(7, 4.5))
     coverage.plot.bar(ax=ax, rot=20)
-    ax.set(ylabel=f"share of the category's products in some top-{k}", xlabel="",
+    ax.set(ylabel=f"share of products in some top-{k}", xlabel="",
            title=f"catalogue coverage per category (top-{k}, test customers)", ylim=(0, 1.05))
     fig.tight_layout()
     log_figure(fig, "plots/category_coverage.png")
@@ -311,7 +311,8 @@ def compare_recommendations(expected: pd.DataFrame, actual: pd.DataFrame, rtol: 
     both = merged[merged["side"] == "both"]
     close = np.isclose(both["score_expected"], both["score_actual"], rtol=rtol, atol=1e-12)
     for row in both[~close].head(5).itertuples():
-        problems.append(f"customer {row.customer_id} rank {row.rank}: score {row.score_expected!r} != {row.score_actual!r}")
+        problems.append(f"customer {row.customer_id} rank {row.rank}: "
+                        f"score {row.score_expected!r} != {row.score_actual!r}")
     differ = both[close & (both["product_id_expected"] != both["product_id_actual"])]
     for row in differ.itertuples():
         # A swap among tied scores is fine: the actual product must have the same score in the expected list.
@@ -375,16 +376,7 @@ def round_trip_customers(data: RecommenderData, recommender: Recommender, n: int
 
 def log_data_inputs(data: RecommenderData) -> None:
     """The tables the run read, as MLflow dataset inputs, and the split as params."""
-    with warnings.catch_warnings():
-        # MLflow's dataset logging hints about int columns (quantity), about local sources that two source
-        # classes claim, and (computing its own digest) calls a pandas API that pandas 3 deprecates; none
-        # concerns these tables.
-        warnings.filterwarnings("ignore", message="Starting with pandas version 4.0 all arguments of all",
-                                category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
-        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways",
-                                category=UserWarning)
-        log_tables_input(data.tables, data.source, data.digest, names=("transactions", "products"))
+    log_tables_input(data.tables, data.source, data.digest, names=("transactions", "events", "products"))
     mlflow.log_params({"val_cutoff": data.val_cutoff.isoformat(), "test_cutoff": data.test_cutoff.isoformat(),
                        "test_end": data.test_end.isoformat(), "test_days": data.test_days, "val_days": data.val_days})
 

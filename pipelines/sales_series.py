@@ -2,9 +2,9 @@
 
 * :func:`category_series` sums the transaction ``amount`` per category per period (``M`` monthly, ``W``
   weeks Monday to Sunday, ``D`` daily; seasonal periods 12, 52 and 7) and adds the shop total ``All``.
-  Every series covers the same whole periods from the first to the last purchase; a period without sales
-  is 0. A first or last period that the data cover only in part (the data start after its first day or
-  end before its last day) is dropped, so a half month never looks like a collapse.
+  Every series covers the same periods from the first to the last purchase; a period without sales is 0.
+  A first or last period that the data cover only in part (from the first to the last purchase date, less
+  than 90% of its days) is dropped, so a half month at the end of an export never looks like a collapse.
 * :func:`read_series_csv` reads a CSV of one or more series (``--series`` with ``--date-column``,
   ``--value-column`` and optionally ``--id-column``). Dates label periods; values in the same period of
   a series are summed; a period missing inside a series' span is 0 (counted and logged). Without an id
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 TOTAL = "All"
 FREQ_NAMES = {"M": "monthly", "W": "weekly", "D": "daily"}
 DEFAULT_TEST_PERIODS = {"M": 6, "W": 8, "D": 14}
+MIN_EDGE_COVERAGE = 0.9  # a first or last period with data on fewer of its days is dropped
 
 
 @dataclass
@@ -65,6 +66,17 @@ def _period_starts(index: pd.PeriodIndex) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(index.start_time.normalize(), name="period")
 
 
+def _days(period: pd.Period) -> int:
+    return (period.end_time.normalize() - period.start_time.normalize()).days + 1
+
+
+def _covered_days(period: pd.Period, first: pd.Timestamp | None, last: pd.Timestamp | None) -> int:
+    """Days of ``period`` between the first and the last day with data (inclusive)."""
+    start = max(period.start_time.normalize(), first) if first is not None else period.start_time.normalize()
+    end = min(period.end_time.normalize(), last) if last is not None else period.end_time.normalize()
+    return (end - start).days + 1
+
+
 def category_series(transactions: pd.DataFrame, freq: str = "M", total: bool = True,
                     source: str = "transactions") -> SeriesSet:
     """Amount per category per period (zero-filled) plus the total ``All``; see the module docstring."""
@@ -81,11 +93,11 @@ def category_series(transactions: pd.DataFrame, freq: str = "M", total: bool = T
     periods = dates.dt.to_period(freq)
     full = pd.period_range(periods.min(), periods.max(), freq=freq)
     notes = {}
-    first, last = dates.min(), dates.max()
-    if first.normalize() > full[0].start_time.normalize():
+    first, last = dates.min().normalize(), dates.max().normalize()
+    if _covered_days(full[0], first, None) < MIN_EDGE_COVERAGE * _days(full[0]):
         notes["dropped_first_period"] = f"{full[0]} (data start on {first.date()})"
         full = full[1:]
-    if len(full) and last.normalize() < full[-1].end_time.normalize():
+    if len(full) and _covered_days(full[-1], None, last) < MIN_EDGE_COVERAGE * _days(full[-1]):
         notes["dropped_last_period"] = f"{full[-1]} (data end on {last.date()})"
         full = full[:-1]
     if len(full) == 0:

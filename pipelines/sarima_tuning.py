@@ -1,6 +1,6 @@
 """Choosing a model for one series: the search space, rolling-origin cross-validation and the fallbacks.
 
-Only the training periods (everything before the test) ever reach this module's objective.
+Only the training periods (everything before the test) ever reach this module.
 
 * :func:`plan_series` decides how a series is tuned and on which folds. A *seasonal* search needs two
   seasons plus one validation window (``2 s + h`` training periods, ``h`` the test length); a shorter
@@ -8,9 +8,16 @@ Only the training periods (everything before the test) ever reach this module's 
   still shorter or a constant one the seasonal naive forecast. Folds are expanding windows of ``h``
   periods, at most ``MAX_FOLDS``, the last ending with the training periods
   (:func:`evaluation.splits.rolling_origin_folds`).
-* The search space: p, q in 0..3, d in 0..1, the seasonal (P, D, Q) in {0, 1}^3 restricted to the forms the
-  shortest fold can identify, the trend (n, c, t, ct) and the transform (none, or log when every value is
-  positive).
+* Differencing (``differencing="tests"``, the default): the orders d and D are not searched but set per
+  transform by the classic tests on the training periods, as R's ``auto.arima`` and pmdarima do: D = 1 when
+  the STL seasonal strength exceeds 0.64 (Wang, Smith & Hyndman 2006), then d = the number of differences
+  (at most ``MAX_D``) after which the KPSS test no longer rejects level stationarity at 5%. Rolling-origin
+  scores of models with different differencing are noisy on short series, and on AirPassengers they favour
+  over-differenced models that forecast worse (see docs/sarima.md). With ``differencing="search"`` d and D
+  are searched like the other orders.
+* The search space: p, q in 0..3, the seasonal P, Q in {0, 1} restricted to the forms the shortest fold can
+  identify, the trend (n, c, t, ct; on the differenced series, as in SARIMAX) and the transform (none, or
+  log when every value is positive).
 * :func:`cv_score` fits a spec on each fold's training part (warm-started from the previous fold) and
   scores the forecast of the fold's validation window: MAPE, or sMAPE when the series has a zero.
 * :func:`choose_model` runs the Optuna study (via :func:`pipelines.study.run_study`, inside the active MLflow
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import product
@@ -32,7 +40,8 @@ import optuna
 
 from evaluation import metrics as M
 from evaluation.splits import rolling_origin_folds
-from models.sarima import TRENDS, FitError, SarimaFit, SarimaSpec, fit_sarima, forecast_sarima, is_constant
+from models.sarima import (TRENDS, FitError, SarimaFit, SarimaSpec, fit_sarima, forecast_sarima, is_constant,
+                           transform_values)
 from pipelines.study import StudyFailedError, StudyResult, run_study
 
 logger = logging.getLogger(__name__)
@@ -40,15 +49,26 @@ logger = logging.getLogger(__name__)
 SEASONAL = "seasonal"
 NONSEASONAL = "nonseasonal"
 NAIVE = "seasonal_naive"
+DIFFERENCING = ("tests", "search")
 MAX_FOLDS = 3
 MIN_NONSEASONAL_TRAIN = 8
-MAX_P = MAX_Q = 3
+MAX_ORDER = 3  # p and q at most 3, fewer on short series (see order_cap)
+OBS_PER_ORDER = 8
 MAX_D = 1
+SEASONAL_STRENGTH_THRESHOLD = 0.64
+KPSS_ALPHA = 0.05
 REFIT_CANDIDATES = 5
 
 
 @dataclass(frozen=True)
 class TuningPlan:
+    """How one series is searched: mode, folds, objective metric, and the static parts of the search space.
+
+    ``differencing`` maps each transform to its (d, D) from the tests; empty when d and D are searched.
+    ``seasonal_forms`` are the identifiable seasonal choices: ``"P,Q"`` with tested differencing, ``"P,D,Q"``
+    when D is searched.
+    """
+
     mode: str
     season: int
     horizon: int
@@ -56,13 +76,69 @@ class TuningPlan:
     metric: str = "mape"
     seasonal_forms: tuple[str, ...] = ()
     transforms: tuple[str, ...] = ("none",)
+    differencing: tuple[tuple[str, int, int], ...] = ()
+    max_order: int = MAX_ORDER
+    trends: tuple[str, ...] = TRENDS
     reason: str = ""
+
+    def orders_for(self, transform: str) -> tuple[int, int]:
+        return next((d, D) for t, d, D in self.differencing if t == transform)
 
     def describe(self) -> str:
         if self.mode == NAIVE:
             return f"seasonal naive: {self.reason}"
+        diffs = ", ".join(f"{t}: d={d} D={D}" for t, d, D in self.differencing) or "d and D searched"
         return (f"{self.mode} search on {len(self.folds)} fold(s) of {self.folds[0][1] - self.folds[0][0]} periods "
-                f"(first training window {self.folds[0][0]}), scored by {self.metric}")
+                f"(first training window {self.folds[0][0]}), scored by {self.metric}; differencing {diffs}")
+
+
+def seasonal_strength(y: np.ndarray, season: int) -> float:
+    """STL seasonal strength ``max(0, 1 - var(remainder) / var(seasonal + remainder))``, in [0, 1]."""
+    from statsmodels.tsa.seasonal import STL
+
+    if y.size < 2 * season + 1:
+        return 0.0
+    result = STL(y, period=season, robust=True).fit()
+    total = np.var(result.resid + result.seasonal)
+    return 0.0 if total == 0 else float(max(0.0, 1.0 - np.var(result.resid) / total))
+
+
+def kpss_differences(y: np.ndarray, max_d: int = MAX_D) -> int:
+    """Differences needed until KPSS (level) no longer rejects stationarity at 5%, at most ``max_d``."""
+    from statsmodels.tsa.stattools import kpss
+
+    d = 0
+    while d < max_d and y.size > 3 and not is_constant(y):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # InterpolationWarning: p-value outside the table (0.01 or 0.1)
+            p_value = kpss(y, regression="c", nlags="auto")[1]
+        if p_value >= KPSS_ALPHA:
+            break
+        y, d = np.diff(y), d + 1
+    return d
+
+
+def tested_differencing(y: np.ndarray, season: int, transform: str, seasonal: bool) -> tuple[int, int]:
+    """(d, D) for ``y`` under ``transform`` from the seasonal-strength and KPSS tests."""
+    z = transform_values(y, transform)
+    D = int(seasonal and seasonal_strength(z, season) > SEASONAL_STRENGTH_THRESHOLD)
+    if D:
+        z = z[season:] - z[:-season]
+    return kpss_differences(z), D
+
+
+def order_cap(shortest_train: int, diffs: tuple[tuple[str, int, int], ...], season: int) -> int:
+    """Largest p and q: one per ``OBS_PER_ORDER`` differenced observations of the shortest fold, 1 to 3."""
+    lost = max((d + D * season for _, d, D in diffs), default=0)
+    return int(np.clip((shortest_train - lost) // OBS_PER_ORDER, 1, MAX_ORDER))
+
+
+def trend_choices(diffs: tuple[tuple[str, int, int], ...]) -> tuple[str, ...]:
+    """With tested differencing, as in auto.arima: a constant (drift) at most when the series is differenced, a
+    linear time trend only when it is not."""
+    if diffs and all(d + D >= 1 for _, d, D in diffs):
+        return ("n", "c")
+    return TRENDS
 
 
 def _folds(n: int, horizon: int, min_train: int) -> tuple[tuple[int, int], ...]:
@@ -70,17 +146,24 @@ def _folds(n: int, horizon: int, min_train: int) -> tuple[tuple[int, int], ...]:
     return tuple(rolling_origin_folds(n, n_folds, horizon, min_train)) if n_folds >= 1 else ()
 
 
-def _seasonal_forms(shortest_train: int, season: int) -> tuple[str, ...]:
+def _seasonal_forms(shortest_train: int, season: int, Ds: tuple[int, ...] | None) -> tuple[str, ...]:
+    """Seasonal choices identifiable on ``shortest_train`` periods: ``"P,Q"`` for the tested ``Ds`` (all must
+    work), or ``"P,D,Q"`` when ``Ds`` is None (D searched)."""
     forms = []
     for P, D, Q in product((0, 1), repeat=3):
-        spec = SarimaSpec((0, 0, 0), (P, D, Q, season))
-        if spec.min_observations() <= shortest_train:
-            forms.append(f"{P},{D},{Q}")
+        if Ds is not None and D != 0:
+            continue
+        needs = [D] if Ds is None else list(Ds)
+        if all(SarimaSpec((0, 0, 0), (P, d_, Q, season)).min_observations() <= shortest_train for d_ in needs):
+            forms.append(f"{P},{D},{Q}" if Ds is None else f"{P},{Q}")
     return tuple(forms)
 
 
-def plan_series(y_train: np.ndarray, season: int, horizon: int, mode: str = SEASONAL) -> TuningPlan:
+def plan_series(y_train: np.ndarray, season: int, horizon: int, mode: str = SEASONAL,
+                differencing: str = "tests") -> TuningPlan:
     """How to tune ``y_train``, starting from ``mode`` and falling back as the data require."""
+    if differencing not in DIFFERENCING:
+        raise ValueError(f"differencing must be one of {', '.join(DIFFERENCING)}, got {differencing!r}")
     y = np.asarray(y_train, dtype=float)
     n = y.size
     metric = "mape" if (y != 0).all() else "smape"
@@ -91,41 +174,82 @@ def plan_series(y_train: np.ndarray, season: int, horizon: int, mode: str = SEAS
     if mode == SEASONAL:
         needed = 2 * season + horizon
         folds = _folds(n, horizon, 2 * season) if n >= needed else ()
-        forms = _seasonal_forms(folds[0][0], season) if folds else ()
-        if folds and len(forms) > 1:
-            return TuningPlan(SEASONAL, season, horizon, folds, metric, forms, transforms)
-        reasons.append(f"too short for the seasonal period {season}: {n} training periods, a seasonal search needs "
-                       f"{needed} (two seasons and a validation window of {horizon})")
+        if folds:
+            diffs = tuple((t, *tested_differencing(y, season, t, True)) for t in transforms) \
+                if differencing == "tests" else ()
+            if diffs and not any(D for _, _, D in diffs):
+                reasons.append(f"no seasonality of period {season} found (STL seasonal strength <= "
+                               f"{SEASONAL_STRENGTH_THRESHOLD})")
+            else:
+                forms = _seasonal_forms(folds[0][0], season, tuple(D for _, _, D in diffs) if diffs else None)
+                if forms and (diffs or len(forms) > 1):
+                    return TuningPlan(SEASONAL, season, horizon, folds, metric, forms, transforms, diffs,
+                                      order_cap(folds[0][0], diffs, season), trend_choices(diffs))
+                reasons.append(f"no seasonal order is identifiable on the {folds[0][0]} periods of the first fold")
+        else:
+            reasons.append(f"too short for the seasonal period {season}: {n} training periods, a seasonal search "
+                           f"needs {needed} (two seasons and a validation window of {horizon})")
         mode = NONSEASONAL
     if mode == NONSEASONAL:
         needed = MIN_NONSEASONAL_TRAIN + horizon
         folds = _folds(n, horizon, MIN_NONSEASONAL_TRAIN) if n >= needed else ()
         if folds:
-            return TuningPlan(NONSEASONAL, season, horizon, folds, metric, (), transforms, "; ".join(reasons))
+            diffs = tuple((t, *tested_differencing(y, season, t, False)) for t in transforms) \
+                if differencing == "tests" else ()
+            return TuningPlan(NONSEASONAL, season, horizon, folds, metric, (), transforms, diffs,
+                              order_cap(folds[0][0], diffs, season), trend_choices(diffs), "; ".join(reasons))
         reasons.append(f"too short for ARIMA: {n} training periods, a non-seasonal search needs {needed}")
     return TuningPlan(NAIVE, season, horizon, reason="; ".join(reasons))
 
 
 def suggest_spec(trial: optuna.Trial, plan: TuningPlan) -> SarimaSpec:
     """The search space of ``plan`` (see the module docstring)."""
-    p = trial.suggest_int("p", 0, MAX_P)
-    d = trial.suggest_int("d", 0, MAX_D)
-    q = trial.suggest_int("q", 0, MAX_Q)
-    seasonal = (0, 0, 0, 0)
+    p = trial.suggest_int("p", 0, plan.max_order)
+    q = trial.suggest_int("q", 0, plan.max_order)
+    params = {"p": p, "q": q}
+    if not plan.differencing:
+        params["d"] = trial.suggest_int("d", 0, MAX_D)
     if plan.mode == SEASONAL:
-        P, D, Q = map(int, trial.suggest_categorical("seasonal", list(plan.seasonal_forms)).split(","))
-        seasonal = (P, D, Q, plan.season)
-    trend = trial.suggest_categorical("trend", list(TRENDS))
-    transform = trial.suggest_categorical("transform", list(plan.transforms))
-    return SarimaSpec((p, d, q), seasonal, trend, transform)
+        params["seasonal"] = trial.suggest_categorical("seasonal", list(plan.seasonal_forms))
+    params["trend"] = trial.suggest_categorical("trend", list(plan.trends))
+    params["transform"] = trial.suggest_categorical("transform", list(plan.transforms))
+    return spec_from_params(params, plan)
+
+
+def starting_params(plan: TuningPlan) -> list[dict]:
+    """Trials run first: the four Hyndman-Khandakar starting models (p, q)(P, Q) = (2, 2)(1, 1), (0, 0)(0, 0),
+    (1, 0)(1, 0), (0, 1)(0, 1) with a constant (orders capped at the plan's), for each transform, so that the search explores every
+    transform before the sampler narrows down (where a seasonal form is not identifiable, (0, 0) instead)."""
+    starts, seen = [], set()
+    for transform in plan.transforms:
+        for p, q, P, Q in ((2, 2, 1, 1), (0, 0, 0, 0), (1, 0, 1, 0), (0, 1, 0, 1)):
+            params: dict = {"p": min(p, plan.max_order), "q": min(q, plan.max_order)}
+            if not plan.differencing:
+                params["d"] = 1
+            if plan.mode == SEASONAL:
+                form = f"{P},{Q}" if plan.differencing else f"{P},1,{Q}"
+                fallback = "0,0" if plan.differencing else "0,1,0"
+                params["seasonal"] = form if form in plan.seasonal_forms else (
+                    fallback if fallback in plan.seasonal_forms else plan.seasonal_forms[0])
+            params.update(trend="c", transform=transform)
+            key = tuple(sorted(params.items()))
+            if key not in seen:
+                seen.add(key)
+                starts.append(params)
+    return starts
 
 
 def spec_from_params(params: dict, plan: TuningPlan) -> SarimaSpec:
+    """The spec of a trial's params under ``plan`` (d and D from the plan's tests when not searched)."""
+    transform = params["transform"]
+    d, D = plan.orders_for(transform) if plan.differencing else (int(params["d"]), 0)
     seasonal = (0, 0, 0, 0)
-    if "seasonal" in params:
-        P, D, Q = map(int, str(params["seasonal"]).split(","))
+    if plan.mode == SEASONAL:
+        parts = [int(v) for v in str(params["seasonal"]).split(",")]
+        P, Q = (parts[0], parts[1]) if plan.differencing else (parts[0], parts[2])
+        D = D if plan.differencing else parts[1]
         seasonal = (P, D, Q, plan.season)
-    return SarimaSpec((params["p"], params["d"], params["q"]), seasonal, params["trend"], params["transform"])
+    return SarimaSpec((int(params["p"]), d, int(params["q"])), seasonal, params["trend"], transform)
 
 
 def score(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -159,13 +283,26 @@ def cv_score(y_train: np.ndarray, spec: SarimaSpec, folds, metric: str) -> CVRes
 
 
 def make_objective(y_train: np.ndarray, plan: TuningPlan):
-    """An Optuna objective scoring specs by :func:`cv_score` on ``y_train`` only (a private copy)."""
+    """An Optuna objective scoring specs by :func:`cv_score` on ``y_train`` only (a private copy).
+
+    A spec the sampler proposes again is not refitted: its score (or its failure) is reused.
+    """
     y = np.array(y_train, dtype=float, copy=True)
+    cache: dict[SarimaSpec, CVResult | FitError] = {}
 
     def objective(trial: optuna.Trial) -> float:
         spec = suggest_spec(trial, plan)
         trial.set_user_attr("spec", spec.label())
-        result = cv_score(y, spec, plan.folds, plan.metric)
+        if spec not in cache:
+            try:
+                cache[spec] = cv_score(y, spec, plan.folds, plan.metric)
+            except FitError as exc:
+                cache[spec] = exc
+        else:
+            trial.set_user_attr("cached", 1)
+        result = cache[spec]
+        if isinstance(result, FitError):
+            raise FitError(str(result))
         trial.set_user_attr("n_warnings", sum(result.warnings.values()))
         trial.set_user_attr("n_convergence_warnings", result.warnings.get("ConvergenceWarning", 0))
         trial.set_user_attr("n_not_converged", result.not_converged)
@@ -213,7 +350,7 @@ def _refit_best(y_train: np.ndarray, study: StudyResult, plan: TuningPlan) -> tu
 
 def choose_model(name: str, y_train: np.ndarray, season: int, horizon: int, *, n_trials: int | None,
                  timeout: float | None, seed: int, storage: str | None, study_name: str,
-                 baseline: dict[str, float] | None) -> SeriesChoice:
+                 baseline: dict[str, float] | None, differencing: str = "tests") -> SeriesChoice:
     """Tune ``y_train`` inside the active MLflow run; see the module docstring for the fallback chain.
 
     The first study runs in the active run (with the baseline); a fallback study runs in a nested run of
@@ -221,7 +358,7 @@ def choose_model(name: str, y_train: np.ndarray, season: int, horizon: int, *, n
     """
     y = np.asarray(y_train, dtype=float)
     deadline = time.monotonic() + timeout if timeout else None
-    plan = plan_series(y, season, horizon)
+    plan = plan_series(y, season, horizon, differencing=differencing)
     reasons = [plan.reason] if plan.reason else []
     studies: list[StudyResult] = []
     first = True
@@ -232,11 +369,11 @@ def choose_model(name: str, y_train: np.ndarray, season: int, horizon: int, *, n
                       n_trials=n_trials, timeout=remaining, seed=seed, storage=storage)
         try:
             if first:
-                study = run_study(make_objective(y, plan), baseline=baseline, **kwargs)
+                study = run_study(make_objective(y, plan), baseline=baseline, enqueue=starting_params(plan), **kwargs)
             else:
                 with mlflow.start_run(run_name=f"{name}-{plan.mode}", nested=True,
                                       tags={"series": name, "fallback_study": plan.mode}):
-                    study = run_study(make_objective(y, plan), **kwargs)
+                    study = run_study(make_objective(y, plan), enqueue=starting_params(plan), **kwargs)
         except StudyFailedError as exc:
             reasons.append(f"{plan.mode} search failed: {exc}")
             study = None
@@ -249,7 +386,8 @@ def choose_model(name: str, y_train: np.ndarray, season: int, horizon: int, *, n
                 return SeriesChoice("sarima", plan, spec, fit, "; ".join(reasons), studies)
             reasons.append(f"{plan.mode} search: no good trial could be refit on all {y.size} training periods")
         next_mode = NONSEASONAL if plan.mode == SEASONAL else NAIVE
-        plan = plan_series(y, season, horizon, next_mode) if next_mode != NAIVE else TuningPlan(NAIVE, season, horizon)
+        plan = (plan_series(y, season, horizon, next_mode, differencing) if next_mode != NAIVE
+                else TuningPlan(NAIVE, season, horizon))
         if plan.reason and plan.reason not in reasons:
             reasons.append(plan.reason)
     if first and baseline:

@@ -22,12 +22,14 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pipelines.train_churn import optional
+
     parser.add_argument("--model", required=True,
                         help="registered model name (scores its @champion) or a model URI (models:/name/3, "
                              "models:/name@alias, runs:/<run id>/model)")
-    parser.add_argument("--data-dir", type=Path, default=None,
+    parser.add_argument("--data-dir", type=optional(str), default=None,
                         help="folder with the canonical tables (default: <project>/data/generated)")
-    parser.add_argument("--cutoff", default=None,
+    parser.add_argument("--cutoff", type=optional(str), default=None,
                         help="score as of this date (default: midnight after the last purchase in the data)")
     parser.add_argument("--output", type=Path, required=True, help="CSV file to write")
 

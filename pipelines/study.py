@@ -7,6 +7,8 @@
   duration and its state (tag ``trial_state``: COMPLETE, PRUNED or FAIL; failed trials carry the error
   message in the tag ``error`` and end with status FAILED, pruned ones KILLED); a failing trial never
   stops the study;
+* what the objective records with ``trial.set_user_attr`` (e.g. counts of library warnings) goes to the
+  trial's run too: finite numbers as metrics, anything else as tags;
 * a progress line per trial goes to the log;
 * afterwards the parent gets the best value(s) as ``val_<metric>``, the best params as ``best_<param>``
   params, the tag ``best_trial``, the trials table, and figures (optimisation history, parameter
@@ -70,6 +72,18 @@ def _metric_value(value) -> float:
     return float(value) if value is not None and math.isfinite(float(value)) else float("nan")
 
 
+def _user_attrs(trial: optuna.Trial) -> tuple[dict[str, float], dict[str, str]]:
+    """The objective's ``trial.set_user_attr`` values: finite numbers (metrics) and the rest as text (tags)."""
+    numbers, texts = {}, {}
+    for key, value in trial.user_attrs.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(float(value)):
+                numbers[key] = float(value)
+        else:
+            texts[key] = str(value)[:5000]
+    return numbers, texts
+
+
 class _TrackedObjective:
     """Wraps an objective so that each call is a nested MLflow run; counts the states for the progress line."""
 
@@ -104,7 +118,11 @@ class _TrackedObjective:
                 if values is not None and state == "COMPLETE":
                     vals = values if isinstance(values, (list, tuple)) else [values]
                     metrics.update({f"val_{m}": _metric_value(v) for m, v in zip(self.metrics, vals)})
+                numbers, texts = _user_attrs(trial)
+                metrics.update(numbers)
                 mlflow.log_metrics(metrics)
+                if texts:
+                    mlflow.set_tags(texts)
                 mlflow.set_tag("trial_state", state)
                 if error:
                     mlflow.set_tag("error", error[:4000])
@@ -136,11 +154,14 @@ def run_study(
     storage: str | None = None,
     baseline: Mapping[str, float] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
+    enqueue: Sequence[Mapping[str, object]] = (),
 ) -> StudyResult:
     """Run ``objective`` in an Optuna study tracked under the active MLflow run (see the module docstring).
 
     ``metrics``/``directions`` name the objective's value(s) (``"rmse"``/``"minimize"``, or two of each for a
     two-objective study). ``n_trials`` and ``timeout`` (seconds) bound the study; at least one must be set.
+    ``enqueue``: parameter sets tried first (e.g. the library defaults, so that even a tiny budget evaluates a
+    sensible configuration); only for a new study, they count towards ``n_trials``.
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     directions = [directions] if isinstance(directions, str) else list(directions)
@@ -173,6 +194,9 @@ def run_study(
     n_before = len(study.trials)
     if n_before:
         logger.info("resuming study %s with %d earlier trials from %s", study_name, n_before, _redact(storage))
+    else:
+        for params in enqueue:
+            study.enqueue_trial(dict(params), skip_if_exists=True)
     logger.info("study %s: %s trials, timeout %s s, optimising %s", study_name, n_trials or "unbounded",
                 timeout or "none", ", ".join(f"{d} {m}" for m, d in zip(metrics, directions)))
     study.optimize(_TrackedObjective(objective, metrics, n_trials), n_trials=n_trials, timeout=timeout,

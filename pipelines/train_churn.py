@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
-
 HELP = "tune a calibrated logistic-regression churn (or purchase) model with Optuna and log it to MLflow"
 
 logger = logging.getLogger(__name__)
@@ -46,40 +44,59 @@ TEST_FRACTION = 0.2
 CV_FOLDS = 5
 
 
+def optional(kind):
+    """An argparse type for MLproject parameters: the empty string means "not set" (None)."""
+
+    def convert(text: str):
+        if text is None or str(text).strip() == "":
+            return None
+        if kind is int:  # MLflow may pass a float parameter as "30.0"
+            number = float(text)
+            if not number.is_integer():
+                raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+            return int(number)
+        return kind(text)
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=None,
+    text, integer, number = optional(str), optional(int), optional(float)
+    parser.add_argument("--data-dir", type=text, default=None,
                         help="folder with the canonical tables (default: <project>/data/generated)")
-    parser.add_argument("--n-trials", type=int, default=DEFAULT_N_TRIALS,
+    parser.add_argument("--n-trials", type=integer, default=DEFAULT_N_TRIALS,
                         help=f"Optuna trials (default {DEFAULT_N_TRIALS})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+    parser.add_argument("--timeout", type=number, default=DEFAULT_TIMEOUT,
                         help=f"stop starting trials after this many seconds, 0 = no limit (default {DEFAULT_TIMEOUT})")
-    parser.add_argument("--seed", type=int, default=42, help="sampler, split and solver seed (default 42)")
-    parser.add_argument("--storage", default=None,
+    parser.add_argument("--seed", type=integer, default=42, help="sampler, split and solver seed (default 42)")
+    parser.add_argument("--storage", type=text, default=None,
                         help="Optuna storage URL (sqlite:///study.db, postgresql://...) to resume or share the "
                              "study; default in-memory")
-    parser.add_argument("--study-name", default=None,
+    parser.add_argument("--study-name", type=text, default=None,
                         help="Optuna study name (default churn-<target>-<window>d, or churn-table-<name>)")
     parser.add_argument("--target", choices=("churn", "purchase"), default="churn",
                         help="churn: no purchase in the window after the cutoff; purchase: a purchase in it "
                              "(shop tables only; default churn)")
-    parser.add_argument("--window-days", type=int, default=None,
+    parser.add_argument("--window-days", type=integer, default=None,
                         help="label window after the cutoff in days (default 90 for churn, 7 for purchase)")
-    parser.add_argument("--cutoff", default=None,
+    parser.add_argument("--cutoff", type=text, default=None,
                         help="test cutoff date T (default: the end of the data minus the window)")
-    parser.add_argument("--lookback-days", type=int, default=DEFAULT_LOOKBACK_DAYS,
+    parser.add_argument("--lookback-days", type=integer, default=DEFAULT_LOOKBACK_DAYS,
                         help="customers with a purchase in this many days before a cutoff are scored "
                              f"(default {DEFAULT_LOOKBACK_DAYS})")
-    parser.add_argument("--snapshots", type=int, default=1,
+    parser.add_argument("--snapshots", type=integer, default=1,
                         help="training snapshots stacked for tuning and for the refit (default 1)")
-    parser.add_argument("--table", type=Path, default=None,
+    parser.add_argument("--table", type=text, default=None,
                         help="bring-your-own customer table (CSV or Parquet), instead of --data-dir")
-    parser.add_argument("--label-column", default=None, help="label column of --table (Yes/No, True/False, 1/0)")
-    parser.add_argument("--id-column", default=None,
+    parser.add_argument("--label-column", type=text, default=None,
+                        help="label column of --table (Yes/No, True/False, 1/0)")
+    parser.add_argument("--id-column", type=text, default=None,
                         help="id column of --table (default customer_id when present, else the row number)")
-    parser.add_argument("--registered-model", default=None,
+    parser.add_argument("--registered-model", type=text, default=None,
                         help="registry name for the model (default: storefront-churn for shop churn, "
                              "storefront-purchase for the purchase target, storefront-churn-<table name> for --table)")
-    parser.add_argument("--cost-ratio", type=float, default=None,
+    parser.add_argument("--cost-ratio", type=number, default=None,
                         help="cost of a missed positive over the cost of a false alarm; the threshold then "
                              "minimises cost instead of maximising F1")
 
@@ -94,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
 def _check_args(args: argparse.Namespace) -> None:
     from pipelines.errors import ConfigurationError
 
-    if args.n_trials is not None and args.n_trials < 1:
+    for name in ("n_trials", "lookback_days", "snapshots", "seed"):
+        if getattr(args, name) is None:
+            setattr(args, name, {"n_trials": DEFAULT_N_TRIALS, "lookback_days": DEFAULT_LOOKBACK_DAYS,
+                                 "snapshots": 1, "seed": 42}[name])
+    if args.n_trials < 1:
         raise ConfigurationError(f"--n-trials must be at least 1, got {args.n_trials}")
     if args.window_days is not None and args.window_days < 1:
         raise ConfigurationError(f"--window-days must be at least 1, got {args.window_days}")

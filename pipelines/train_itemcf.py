@@ -19,6 +19,7 @@ importances, precision@k for k = 1..20 against popularity, coverage per category
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
@@ -27,47 +28,72 @@ HELP = "tune item-based collaborative filtering with Optuna and log it to MLflow
 logger = logging.getLogger(__name__)
 
 FAMILY = "itemcf"
-DEFAULT_N_TRIALS = 30
+DEFAULT_N_TRIALS = 50
 DEFAULT_TIMEOUT = 600
 MAX_NEIGHBOURS = 200
+
+
+def neighbour_range(n_products: int) -> tuple[int, int]:
+    return 5, max(5, min(MAX_NEIGHBOURS, n_products - 1))
+
+
+def default_trial(n_products: int) -> dict:
+    """Tried first, so that even a tiny budget scores a sensible configuration: plain cosine, 50 neighbours
+    (as implicit's CosineRecommender), no recency weighting, events ignored."""
+    return {"similarity": "cosine", "n_neighbours": min(50, neighbour_range(n_products)[1]),
+            "half_life_days": 2000.0, "w_product_view": 0.0, "w_add_to_cart": 0.0}
+
+
+def _whole_number(text: str) -> int:
+    """An integer option that also takes ``50.0`` (MLproject passes float parameters as written)."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not number.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(number)
 
 
 def add_arguments(parser) -> None:
     from pipelines.recommender_training import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS
 
-    parser.add_argument("--data-dir", type=Path, default=None,
+    # Empty strings mean "not set" (MLproject passes '' for an unset string parameter).
+    parser.add_argument("--data-dir", default="",
                         help="folder with the canonical tables (default: <project>/data/generated)")
-    parser.add_argument("--n-trials", type=int, default=DEFAULT_N_TRIALS,
+    parser.add_argument("--n-trials", type=_whole_number, default=DEFAULT_N_TRIALS,
                         help=f"Optuna trials (default {DEFAULT_N_TRIALS})")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"stop starting trials after this many seconds, 0 = no limit (default {DEFAULT_TIMEOUT})")
-    parser.add_argument("--seed", type=int, default=42, help="sampler seed (default 42)")
-    parser.add_argument("--storage", default=None,
+    parser.add_argument("--seed", type=_whole_number, default=42, help="sampler seed (default 42)")
+    parser.add_argument("--storage", default="",
                         help="Optuna storage URL (sqlite:///study.db, postgresql://...) to resume or share the "
                              "study; default in-memory")
-    parser.add_argument("--k", type=int, default=10, help="length of the recommendation lists scored (default 10)")
+    parser.add_argument("--k", type=_whole_number, default=10,
+                        help="length of the recommendation lists scored, 1..100 (default 10)")
     parser.add_argument("--study-name", default="itemcf", help="Optuna study name (default itemcf)")
-    parser.add_argument("--test-days", type=int, default=DEFAULT_TEST_DAYS,
+    parser.add_argument("--test-days", type=_whole_number, default=DEFAULT_TEST_DAYS,
                         help=f"days at the end of the data held out as the test window (default {DEFAULT_TEST_DAYS})")
-    parser.add_argument("--val-days", type=int, default=DEFAULT_VAL_DAYS,
+    parser.add_argument("--val-days", type=_whole_number, default=DEFAULT_VAL_DAYS,
                         help=f"days before the test window used to tune (default {DEFAULT_VAL_DAYS})")
 
 
-def suggest_params(trial, n_products: int) -> dict:
-    """The search space; conditional parameters only where they matter."""
+def suggest_params(trial, n_products: int, events: bool = True) -> dict:
+    """The search space; conditional parameters only where they matter (no event weights without events)."""
     similarity = trial.suggest_categorical("similarity", ["cosine", "asymmetric", "shrunk"])
     params = {"similarity": similarity}
     if similarity == "asymmetric":
         params["alpha"] = trial.suggest_float("alpha", 0.0, 1.0)
     if similarity == "shrunk":
         params["shrinkage"] = trial.suggest_float("shrinkage", 1.0, 200.0, log=True)
-    params["n_neighbours"] = trial.suggest_int("n_neighbours", 5, max(5, min(MAX_NEIGHBOURS, n_products - 1)),
-                                               log=True)
+    params["n_neighbours"] = trial.suggest_int("n_neighbours", *neighbour_range(n_products), log=True)
     params["half_life_days"] = trial.suggest_float("half_life_days", 7.0, 2000.0, log=True)
-    params["event_weights"] = {
-        "product_view": trial.suggest_float("w_product_view", 0.0, 1.0),
-        "add_to_cart": trial.suggest_float("w_add_to_cart", 0.0, 2.0),
-    }
+    if events:
+        params["event_weights"] = {
+            # a purchase counts log1p(amount), about 3 to 7 here: weights up to 5 let events matter as much
+            "product_view": trial.suggest_float("w_product_view", 0.0, 5.0),
+            "add_to_cart": trial.suggest_float("w_add_to_cart", 0.0, 5.0),
+        }
     return params
 
 
@@ -88,7 +114,7 @@ def make_objective(data, baseline, k: int):
     popularity = baseline.popularity("validation")
 
     def objective(trial) -> float:
-        params = suggest_params(trial, len(log.product_ids))
+        params = suggest_params(trial, len(log.product_ids), events=len(log.ev_user) > 0)
         recommender = ItemCF(**params).fit(log).recommender(popularity)
         return validation_score(recommender, data, k)
 
@@ -115,14 +141,15 @@ def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_
     started = time.monotonic()
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     data = rt.load_recommender_data(data_dir, test_days or rt.DEFAULT_TEST_DAYS, val_days or rt.DEFAULT_VAL_DAYS)
-    with family_run(FAMILY, f"itemcf-{study_name}", params={"k": k, "data_dir": str(data_dir)},
+    with family_run(FAMILY, study_name, params={"k": k, "data_dir": str(data_dir)},
                     tags={"model_type": "item-based CF"}) as run:
         rt.log_data_inputs(data)
         baseline = rt.popularity_baseline(data, k)
         mlflow.log_param("baseline_window_days", baseline.window_days or "all")
         study = run_study(make_objective(data, baseline, k), study_name=study_name, metrics=f"precision_at_{k}",
-                          directions="maximize", n_trials=n_trials, timeout=timeout, seed=seed, storage=storage,
-                          baseline=baseline.test_metrics)
+                          directions="maximize", n_trials=n_trials, timeout=timeout, seed=seed,
+                          storage=storage or None, baseline=baseline.test_metrics,
+                          enqueue=[default_trial(len(data.catalog))])
         params = model_params(study.best_params)
         fit_started = time.monotonic()
         model = ItemCF(**params).fit(data.log("test"))
@@ -135,9 +162,9 @@ def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_
 
 
 def run(args) -> int:
-    result = train(args.data_dir, n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
-                   storage=args.storage, k=args.k, study_name=args.study_name, test_days=args.test_days,
-                   val_days=args.val_days)
+    result = train(args.data_dir or None, n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
+                   storage=args.storage or None, k=args.k, study_name=args.study_name or "itemcf",
+                   test_days=args.test_days, val_days=args.val_days)
     print(f"item-CF: test {result.primary_metric} {result.test_value:.4f} "
           f"(popularity {result.baseline_value:.4f}); model {result.model_uri}; run {result.run_id}")
     return 0

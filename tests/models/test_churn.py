@@ -22,16 +22,16 @@ from models.churn import (
 from models.churn_columns import FeatureSpec, FeatureTypeError, coerce_features, infer_spec
 
 
-def toy(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, FeatureSpec]:
-    """Churn rises with recency, falls with frequency, and is higher on the 'monthly' plan."""
+def toy(n: int = 600, seed: int = 0, intercept: float = -0.5) -> tuple[pd.DataFrame, np.ndarray, FeatureSpec]:
+    """Churn rises with recency, falls with frequency, and is higher on the 'monthly' plan (most are yearly)."""
     rng = np.random.default_rng(seed)
     X = pd.DataFrame({
         "recency": rng.exponential(40, n),
         "frequency": rng.poisson(5, n).astype(float),
         "senior": rng.integers(0, 2, n).astype(float),
-        "plan": rng.choice(["monthly", "yearly", "two-year"], n),
+        "plan": rng.choice(["monthly", "yearly", "two-year"], n, p=[0.25, 0.5, 0.25]),
     })
-    logit = 0.03 * X["recency"] - 0.3 * X["frequency"] + 1.2 * (X["plan"] == "monthly") - 0.5
+    logit = 0.03 * X["recency"] - 0.3 * X["frequency"] + 1.2 * (X["plan"] == "monthly") + intercept
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
     return X, y, FeatureSpec.from_frame(X)
 
@@ -56,8 +56,9 @@ def test_threshold_minimises_cost_with_a_cost_ratio():
     assert tune_threshold(y, p, cost_ratio=0.1) == 0.8
     # r = 10: 0.6 -> 1 (all churners caught, one false alarm) wins.
     assert tune_threshold(y, p, cost_ratio=10) == 0.6
-    # r = 0.01: flagging nobody (cost 0.03) beats every threshold: the threshold lies above every score.
-    assert tune_threshold(y, p, cost_ratio=0.01) > 0.9
+    # A false alarm on top: at r = 0.5 flagging nobody (0.5) beats 0.9 (1.5) and 0.2 (1.0), so the
+    # threshold lies above every score.
+    assert tune_threshold(np.array([0, 1]), np.array([0.9, 0.2]), cost_ratio=0.5) > 0.9
     with pytest.raises(ValueError, match="cost_ratio"):
         tune_threshold(y, p, cost_ratio=0)
 
@@ -79,7 +80,8 @@ def test_platt_calibration_recovers_a_known_distortion():
 
 
 def test_class_weights_distort_probabilities_and_calibration_undoes_it():
-    X, y, spec = toy(1500)
+    X, y, spec = toy(1500, intercept=-2.5)
+    assert 0.08 < y.mean() < 0.3
     fit, val = slice(0, 1000), slice(1000, None)
     pipe = make_pipeline({"class_weight": "balanced"}, spec)
     fit_pipeline(pipe, X.iloc[fit], y[fit])
@@ -137,12 +139,15 @@ def test_odds_ratios_point_the_right_way():
     X, y, spec = toy(3000)
     pipe = make_pipeline({}, spec)
     fit_pipeline(pipe, X, y)
-    table = odds_ratio_table(ChurnClassifier(pipe, spec, 0.5), X).set_index("comparison")
-    by_feature = odds_ratio_table(ChurnClassifier(pipe, spec, 0.5), X).groupby("feature")["odds_ratio"].first()
-    assert by_feature["recency"] > 2  # long since the last purchase: higher churn odds
-    assert by_feature["frequency"] < 0.5
-    monthly = [c for c in table.index if c.startswith("yearly vs") or c.startswith("two-year vs")]
-    assert monthly and all(table.loc[c, "odds_ratio"] < 1 for c in monthly)  # reference level: monthly
+    table = odds_ratio_table(ChurnClassifier(pipe, spec, 0.5), X).set_index("comparison")["odds_ratio"]
+    assert table["p90 vs p10"].size == 2 and table["max vs min"].size == 1  # senior is 0/1: min to max
+    ratios = odds_ratio_table(ChurnClassifier(pipe, spec, 0.5), X).set_index("feature")["odds_ratio"]
+    # exact values: exp(coefficient x (p90 - p10)) with the true coefficients 0.03 and -0.3
+    p10, p90 = np.quantile(X["recency"], [0.1, 0.9])
+    assert ratios["recency"] == pytest.approx(np.exp(0.03 * (p90 - p10)), rel=0.35)
+    assert ratios["frequency"] < 0.3
+    assert table["monthly vs yearly"] == pytest.approx(np.exp(1.2), rel=0.35)  # yearly: the reference
+    assert 0.6 < table["two-year vs yearly"] < 1.6
 
 
 def test_blank_strings_in_numeric_columns_are_missing_values():

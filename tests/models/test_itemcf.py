@@ -222,3 +222,46 @@ def test_popularity_counts_distinct_recent_buyers():
     scorer = model.scorer(n_users=2)
     assert isinstance(scorer, PopularityScorer)
     np.testing.assert_allclose(scorer.score_users(np.array([0, 1])), [recent, recent])
+
+
+def test_one_row_and_many_row_ranking_agree_on_ties_and_exclusions():
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 4, size=(30, 12)).astype(float)  # many ties
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    tie_rank = rng.permutation(12)
+    many_idx, many_val = rank_top_k(scores, 5, tie_rank)
+    for row in range(30):
+        one_idx, one_val = rank_top_k(scores[row:row + 1], 5, tie_rank)
+        np.testing.assert_array_equal(one_idx[0], many_idx[row])
+        np.testing.assert_array_equal(one_val[0], many_val[row])
+        expected = sorted((i for i in range(12) if np.isfinite(scores[row, i])),
+                          key=lambda i: (-scores[row, i], tie_rank[i]))[:5]
+        assert [i for i in many_idx[row] if i >= 0] == expected
+
+
+def test_recency_half_life_weighs_histories_not_similarities():
+    transactions = pd.DataFrame({
+        "customer_id": ["A", "A", "B", "B", "C"],
+        "product_id": ["x", "y", "x", "z", "y"],
+        "amount": [10.0, 10.0, 10.0, 10.0, 10.0],
+        "purchase_date": pd.to_datetime(["2024-01-01", "2024-01-21", "2024-01-11", "2024-01-21", "2024-01-01"]),
+    })
+    log = InteractionLog.from_frames(transactions, reference_date="2024-01-31")
+    plain = ItemCF(n_neighbours=2).fit(log)
+    recent = ItemCF(n_neighbours=2, half_life_days=10).fit(log)
+    np.testing.assert_array_equal(plain.neighbour_index_, recent.neighbour_index_)
+    np.testing.assert_allclose(plain.neighbour_sim_, recent.neighbour_sim_)
+    # A bought x 30 days and y 10 days before the reference date: amounts decay to 1/8 and 1/2
+    np.testing.assert_allclose(recent.user_items_[0].toarray(), [[np.log1p(10 / 8), np.log1p(10 / 2), 0.0]])
+    np.testing.assert_allclose(plain.user_items_[0].toarray(), [[np.log1p(10), np.log1p(10), 0.0]])
+
+
+def test_chunked_scoring_gives_the_same_lists():
+    rec = make_recommender()
+    whole = rec.top_k_indices(np.arange(5), k=3)
+    chunked = rec.top_k_indices(np.arange(5), k=3, chunk_size=2)
+    np.testing.assert_array_equal(whole[0], chunked[0])
+    np.testing.assert_allclose(whole[1], chunked[1])
+    lists = rec.recommend_all(["C0", "nobody", "C4"], k=2)
+    assert lists["nobody"] == ["P0", "P2"]
+    assert lists["C0"] == rec.recommend("C0", 2)["product_id"].tolist()

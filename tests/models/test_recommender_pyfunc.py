@@ -44,7 +44,7 @@ def logged(_session_home):
         from pipelines.tracking import experiment_id
 
         rec = build()
-        with mlflow.start_run(experiment_id=experiment_id("storefront-itemcf")):
+        with mlflow.start_run(experiment_id=experiment_id("recommender-pyfunc-tests")):
             info = log_recommender_model(rec, ["C000", "C001"], k=10)
         yield rec, info.model_uri, mlflow.pyfunc.load_model(info.model_uri)
 

@@ -110,11 +110,28 @@ def test_scorer_arrays_round_trip_through_the_recommender_npz(triples, tmp_path)
     np.testing.assert_array_equal(loaded.scorer.scores(3), model.scorer_.scores(3))
     top = loaded.recommend("c3", 5)
     assert top["product_id"].tolist() == engine.recommend("c3", 5)["product_id"].tolist()
-    expected = [f"matches your taste in {labels[int(p[1:])]}" for p in top["product_id"]]
-    assert top["reason"].tolist() == expected
     bought = {f"p{i}" for i in items[users == 3]}
     assert not bought & set(top["product_id"])
+    # the loaded scorer reads the engine's purchase history: "taste" only for categories already bought
+    bought_labels = {labels[i] for i in items[users == 3]}
+    expected = [f"matches your taste in {label}" if label in bought_labels
+                else f"customers with similar taste buy this ({label})"
+                for label in (labels[int(p[1:])] for p in top["product_id"])]
+    assert top["reason"].tolist() == expected
     np.testing.assert_allclose(top["score"], np.sort(model.scorer_.scores(3)[[int(p[1:]) for p in top["product_id"]]])[::-1])
+
+
+def test_reasons_name_the_category_and_whether_the_customer_bought_from_it():
+    scorer = FactorScorer(0.0, np.zeros(2), np.zeros(3), np.zeros((3, 1)), np.zeros((2, 1)),
+                          item_labels=["Books", "Beauty", "Books"])
+    assert scorer.reasons(0, np.array([1, 2])) == ["matches your taste in Beauty", "matches your taste in Books"]
+    history = np.array([[True, False, False], [False, False, False]])
+    with_history = scorer.with_history(history)
+    assert with_history.reasons(0, np.array([1, 2])) == ["customers with similar taste buy this (Beauty)",
+                                                         "matches your taste in Books"]
+    assert with_history.reasons(1, np.array([0])) == ["customers with similar taste buy this (Books)"]
+    with pytest.raises(ValueError, match=r"history has shape \(1, 3\), expected \(2, 3\)"):
+        scorer.with_history(history[:1])
 
 
 def test_reasons_without_labels_give_the_predicted_score(triples):
@@ -144,3 +161,16 @@ def test_bad_triples_are_named():
         SVDppRecommender().fit(np.array([0]), np.array([5]), np.array([1.0]), n_items=3)
     with pytest.raises(ValueError, match="users must be integer indices"):
         SVDppRecommender().fit(np.array(["a"]), np.array([0]), np.array([1.0]))
+
+
+def test_reg_yj_reaches_surprise_and_shrinks_the_implicit_factors(triples):
+    users, items, ratings, n_users, n_items = triples
+    common = dict(n_factors=4, n_epochs=15, objective="precision", neg_ratio=1.0, random_state=2)
+    loose = SVDppRecommender(**common).fit(users, items, ratings, n_users=n_users, n_items=n_items)
+    tight = SVDppRecommender(**common, reg_yj=5.0).fit(users, items, ratings, n_users=n_users, n_items=n_items)
+    assert loose.algo_.reg_yj == loose.algo_.reg_pu == 0.02
+    assert tight.algo_.reg_yj == 5.0 and tight.algo_.reg_pu == 0.02
+    assert np.abs(tight.algo_.yj).mean() < 0.5 * np.abs(loose.algo_.yj).mean()
+    np.testing.assert_allclose(tight.predict([0, 3], [1, 2], clip=False),
+                               [tight.algo_.predict(0, 1, clip=False).est, tight.algo_.predict(3, 2, clip=False).est],
+                               atol=1e-9)

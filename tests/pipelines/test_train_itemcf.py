@@ -76,6 +76,8 @@ def test_parent_run_holds_study_metrics_figures_and_model(trained):
                                   filter_string=f"tags.mlflow.parentRunId = '{trained.run_id}'")
     assert len(children) == N_TRIALS
     assert all("val_precision_at_10" in c.data.metrics for c in children)
+    first = next(c for c in children if c.data.tags["trial_number"] == "0")
+    assert first.data.params["similarity"] == "cosine" and first.data.params["n_neighbours"] == "50"
     client = mlflow.MlflowClient()
     plots = {a.path for a in client.list_artifacts(trained.run_id, "plots")}
     assert {"plots/precision_at_k.png", "plots/category_coverage.png"} <= plots
@@ -135,12 +137,14 @@ def test_recommend_command_prints_top_k_from_the_latest_model(trained, shop_dir)
     customer = tx["customer_id"].iloc[0]
     text = run_recommend("--model", "itemcf", "--customer", customer, "-k", "5")
     lines = text.splitlines()
-    assert lines[0].startswith("model: models:/")
+    uri = lines[0].removeprefix("model: ")
+    # the champion when another test registered one, else the newest finished itemcf run: this one
+    assert uri in (trained.model_uri, "models:/storefront-itemcf@champion")
     assert f"top 5 for customer {customer}" in text
     table = [line.split() for line in lines[lines.index(f"top 5 for customer {customer}") + 1:] if line.strip()]
     assert table[0][:3] == ["rank", "product_id", "score"]
     assert [row[0] for row in table[1:]] == ["1", "2", "3", "4", "5"]
-    model = mlflow.pyfunc.load_model(trained.model_uri)
+    model = mlflow.pyfunc.load_model(uri)
     expected = model.predict(pd.DataFrame({"customer_id": [customer]}), params={"k": 5})
     assert [row[1] for row in table[1:]] == expected["product_id"].tolist()
     bought = set(tx.loc[tx["customer_id"] == customer, "product_id"])
@@ -185,3 +189,14 @@ def test_search_space_is_conditional():
     assert train_itemcf.model_params(flat) == {"similarity": "shrunk", "shrinkage": 3.0, "n_neighbours": 9,
                                                "half_life_days": 30.0,
                                                "event_weights": {"product_view": 0.2, "add_to_cart": 1.5}}
+
+
+def test_options_take_mlproject_values():
+    parser = argparse.ArgumentParser()
+    train_itemcf.add_arguments(parser)
+    args = parser.parse_args(["--data-dir", "", "--n-trials", "20.0", "--storage", "", "--k", "5", "--seed", "7"])
+    assert (args.data_dir, args.n_trials, args.storage, args.k, args.seed) == ("", 20, "", 5, 7)
+    defaults = parser.parse_args([])
+    assert (defaults.n_trials, defaults.timeout, defaults.k, defaults.test_days) == (50, 600, 10, 60)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--n-trials", "2.5"])

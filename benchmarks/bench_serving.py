@@ -1,0 +1,180 @@
+"""Serving latency and throughput of the champions, next to the framework's floor.
+
+Needs the registry filled by the main job (`make run` or `storefront main`), in the project's tracking
+store (or MLFLOW_TRACKING_URI). Starts each server itself with `mlflow models serve --env-manager local`
+on a free loopback port, then:
+
+* latency: 500 sequential single-row requests per model over one keep-alive connection (recommender with
+  k=10, churn with one customer, SARIMA with horizon 12, and a trivial pyfunc that returns its input:
+  the framework's floor); median and p99;
+* throughput: 16 concurrent keep-alive clients for 20 s against the recommender with 1 and 2 workers:
+  requests per second, p99, errors.
+
+Writes benchmarks/results/serving.md and .json. Usage: python benchmarks/bench_serving.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from e2e.conftest import Server  # noqa: E402  (the same server wrapper as the end-to-end tests)
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def sequential(server: Server, payload: dict, n: int) -> dict:
+    session = requests.Session()
+    url = f"{server.url}/invocations"
+    for _ in range(10):  # warm-up
+        session.post(url, json=payload, timeout=30).raise_for_status()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        response = session.post(url, json=payload, timeout=30)
+        times.append((time.perf_counter() - t0) * 1000)
+        response.raise_for_status()
+    return {"requests": n, "median_ms": statistics.median(times), "p99_ms": percentile(times, 0.99)}
+
+
+def load(server: Server, payload: dict, clients: int, seconds: float) -> dict:
+    url = f"{server.url}/invocations"
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+    times, errors = [], [0]
+
+    def client():
+        session = requests.Session()
+        local, bad = [], 0
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            try:
+                ok = session.post(url, json=payload, timeout=30).status_code == 200
+            except requests.RequestException:
+                ok = False
+            local.append((time.perf_counter() - t0) * 1000)
+            bad += 0 if ok else 1
+        with lock:
+            times.extend(local)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(times),
+            "rps": len(times) / elapsed, "median_ms": statistics.median(times), "p99_ms": percentile(times, 0.99),
+            "errors": errors[0]}
+
+
+def floor_model_uri(tracking_uri: str) -> str:
+    """Log the trivial echo pyfunc once (in experiment storefront-bench) and return its URI."""
+    import mlflow
+
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    from pipelines.runs import log_pyfunc_model
+    from pipelines.tracking import experiment_id
+
+    with mlflow.start_run(experiment_id=experiment_id("storefront-bench"), run_name="echo-floor"):
+        info = log_pyfunc_model(ROOT / "tests" / "pipelines" / "fixtures" / "echo_model.py", artifacts={},
+                                input_example=pd.DataFrame({"customer_id": ["C00001"]}))
+    return info.model_uri
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100 requests and 5 s of load (smoke run)")
+    args = parser.parse_args()
+    from pipelines import tracking
+
+    uri = tracking.tracking_uri()
+    n, seconds = (100, 5.0) if args.quick else (500, 20.0)
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    try:
+        churn_version = client.get_model_version_by_alias("storefront-churn", "champion")
+    except Exception as exc:  # noqa: BLE001
+        print(f"no champions in {uri}: run `storefront main` first ({exc})", file=sys.stderr)
+        return 2
+    from pipelines.rescoring import load_holdout
+
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    churn_requests, _, _ = load_holdout(churn_version.run_id)
+    churn_row = json.loads(churn_requests.head(1).to_json(orient="records"))
+    customer = churn_row[0]["customer_id"]
+    cases = {
+        "floor (echo pyfunc)": (floor_model_uri(uri), {"dataframe_records": [{"customer_id": customer}]}),
+        "recommender k=10": ("models:/storefront-recommender@champion",
+                             {"dataframe_records": [{"customer_id": customer}], "params": {"k": 10}}),
+        "churn, 1 customer": ("models:/storefront-churn@champion", {"dataframe_records": churn_row}),
+        "sarima horizon 12": ("models:/storefront-sarima@champion",
+                              {"dataframe_records": [{"category": "Electronics", "horizon": 12}]}),
+    }
+    logs = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    latency = {}
+    for label, (model_uri, payload) in cases.items():
+        server = Server(model_uri, uri, logs / f"{len(latency)}.log").wait(120)
+        try:
+            latency[label] = sequential(server, payload, n)
+        finally:
+            server.stop()
+        print(f"{label:22s} median {latency[label]['median_ms']:.2f} ms  p99 {latency[label]['p99_ms']:.2f} ms",
+              flush=True)
+    floor = latency["floor (echo pyfunc)"]["median_ms"]
+    throughput = {}
+    for workers in (1, 2):
+        server = Server(cases["recommender k=10"][0], uri, logs / f"w{workers}.log", workers=workers).wait(120)
+        try:
+            throughput[workers] = load(server, cases["recommender k=10"][1], 16, seconds)
+        finally:
+            server.stop()
+        print(f"recommender, {workers} worker(s): {throughput[workers]['rps']:.0f} req/s, "
+              f"p99 {throughput[workers]['p99_ms']:.1f} ms, errors {throughput[workers]['errors']}", flush=True)
+
+    lines = ["# Serving benchmark", "",
+             f"Measured {time.strftime('%Y-%m-%d')} on {platform.platform()}, {os.cpu_count()} CPUs. "
+             f"Command: `python benchmarks/bench_serving.py{' --quick' if args.quick else ''}` "
+             "(servers: `mlflow models serve --env-manager local`, loopback).", "",
+             f"## Latency: {n} sequential single-row requests, one keep-alive connection", "",
+             "| model | median (ms) | p99 (ms) | median / floor | target |", "|---|---:|---:|---:|---|"]
+    for label, row in latency.items():
+        lines.append(f"| {label} | {row['median_ms']:.2f} | {row['p99_ms']:.2f} | {row['median_ms'] / floor:.2f} "
+                     f"| {'floor' if label.startswith('floor') else 'median <= 1.5x floor, p99 < 25 ms'} |")
+    lines += ["", f"## Throughput: 16 concurrent keep-alive clients for {seconds:.0f} s, recommender k=10", "",
+              "| workers | requests | req/s | median (ms) | p99 (ms) | errors |", "|---:|---:|---:|---:|---:|---:|"]
+    for workers, row in throughput.items():
+        lines.append(f"| {workers} | {row['requests']} | {row['rps']:.0f} | {row['median_ms']:.1f} | "
+                     f"{row['p99_ms']:.1f} | {row['errors']} |")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "serving.json").write_text(json.dumps({"latency": latency, "throughput": throughput}, indent=2))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

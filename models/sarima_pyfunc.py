@@ -1,0 +1,100 @@
+"""The served SARIMA model: one pyfunc for all series (a "model from code").
+
+Artifact ``series``: a JSON file ``{"freq": ..., "confidence": 0.95, "series": [SeriesModel.to_dict(), ...]}``
+(orders, fitted parameters and the recent observations of each series; see :mod:`models.sarima`). At load
+every series' state-space model is rebuilt with its fixed parameters and filtered once, so a request only
+extends the filtered state.
+
+Request rows ``{"category": str, "horizon": int}`` (1..36); param ``confidence`` (default 0.95). Response:
+one row per step, ``category, period (ISO start date), step, forecast, lower, upper``. An unknown category
+(the message lists the known ones), a horizon out of range or of the wrong type, a missing column or a bad
+``confidence`` answers HTTP 400.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from models.sarima import SeriesModel
+from models.serving import as_frame, bad_request, float_param, require_columns, string_column
+
+MAX_HORIZON = 36
+DEFAULT_CONFIDENCE = 0.95
+OUTPUT_COLUMNS = ["category", "period", "step", "forecast", "lower", "upper"]
+
+
+
+def load_series(path: str | Path) -> dict[str, SeriesModel]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {item["name"]: SeriesModel.from_dict(item) for item in data["series"]}
+
+
+def _horizon(value, row: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        number = None
+    elif isinstance(value, (int, np.integer)):
+        number = int(value)
+    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        number = int(value)
+    else:
+        number = None
+    if number is None or not 1 <= number <= MAX_HORIZON:
+        raise bad_request(f"column 'horizon' in row {row} must be an integer from 1 to {MAX_HORIZON}, got {value!r}")
+    return number
+
+
+class SarimaForecaster(mlflow.pyfunc.PythonModel):
+    """Forecasts every category the model was trained on (see the module docstring).
+
+    ``model_input`` is annotated ``pd.DataFrame`` so MLflow validates requests against the logged signature only.
+    """
+
+    def load_context(self, context) -> None:
+        self.series = load_series(context.artifacts["series"])
+        for model in self.series.values():
+            model.prepare()
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted(self.series)
+
+    def _model(self, category: str) -> SeriesModel:
+        try:
+            return self.series[category]
+        except KeyError:
+            raise bad_request(f"unknown category {category!r}; known categories: {', '.join(self.categories)}") \
+                from None
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ARG002
+        df = as_frame(model_input)
+        require_columns(df, ["category", "horizon"])
+        if df.empty:
+            raise bad_request("no rows: send at least one {'category': ..., 'horizon': ...}")
+        confidence = float_param(params, "confidence", DEFAULT_CONFIDENCE, 0.0, 1.0)
+        categories = string_column(df, "category")
+        horizons = [_horizon(v, i) for i, v in enumerate(df["horizon"].tolist())]
+        models = [self._model(c) for c in categories]
+        frames = []
+        for category, horizon, model in zip(categories, horizons, models):
+            forecast = model.forecast(horizon, confidence)
+            frames.append(pd.DataFrame({
+                "category": category, "period": model.periods(horizon), "step": np.arange(1, horizon + 1),
+                "forecast": forecast.mean, "lower": forecast.lower, "upper": forecast.upper}))
+        return pd.concat(frames, ignore_index=True)[OUTPUT_COLUMNS]
+
+    def forecast_from_history(self, category: str, history, steps: int, confidence: float = DEFAULT_CONFIDENCE):
+        """Point forecasts of ``steps`` periods after ``history`` (the category's values from its first period)
+        with this model's spec and parameters, without refitting; for re-scoring on another test window.
+        Raises ``KeyError`` for an unknown category."""
+        if category not in self.series:
+            raise KeyError(category)
+        return self.series[category].forecast_from_history(np.asarray(history, dtype=float), steps, confidence).mean
+
+
+mlflow.models.set_model(SarimaForecaster())
