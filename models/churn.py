@@ -2,7 +2,8 @@
 
 * :func:`make_pipeline` builds ``ColumnTransformer`` (continuous numerics: median imputation, optional
   signed log, scaling, optional cubic ``SplineTransformer``; other numerics: imputation and scaling;
-  categoricals: one-hot with ``handle_unknown="ignore"``, so an unseen category scores as the reference)
+  categoricals: one-hot with ``handle_unknown="ignore"``, so an unseen category sets none of its
+  column's indicators: that column then adds nothing to the log-odds)
   followed by ``LogisticRegression``. The penalty is given as ``l1``/``l2``/``elasticnet`` and mapped to
   scikit-learn's ``l1_ratio`` (1, 0, in between) with a solver that supports it (liblinear, lbfgs, saga).
 * :func:`suggest_params` is the Optuna search space: ``C``, ``penalty`` (+ ``l1_ratio``), ``class_weight``,

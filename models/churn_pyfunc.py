@@ -11,7 +11,7 @@ Serving contract (DESIGN.md, "Serving contracts"):
   numbers (missing values allowed: they are imputed as in training); a numeric column of a
   bring-your-own table that held blank strings in training is declared ``Any`` and also accepts numbers as
   text and blank strings (= missing), exactly as training read them. Categorical features are strings; an
-  unseen category is fine (it scores like the reference level).
+  unseen category is fine (none of its column's one-hot terms applies: the column adds nothing).
 * output one row per input row: ``customer_id, churn_probability, risk_segment, churn`` (for the purchase
   target: ``purchase_probability, propensity_segment, purchase``). The segment is ``low`` below 0.4,
   ``medium`` below 0.7, else ``high``; the flag is ``probability >= threshold`` (tuned on validation data).

@@ -27,6 +27,9 @@ COMMANDS: dict[str, str] = {
     "forecast": "pipelines.forecast",
     "promote": "pipelines.promote",
     "rollback": "pipelines.rollback",
+    "analyze": "pipelines.analyze",
+    "train-segments": "pipelines.train_segments",
+    "train-next-category": "pipelines.train_next_category",
 }
 
 
@@ -65,8 +68,25 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def drop_empty_options(argv: list[str]) -> list[str]:
+    """Remove ``--option ''`` and ``--option=`` pairs: MLproject passes unset parameters as empty strings."""
+    kept: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("--") and token.endswith("=") and len(token) > 3:
+            i += 1
+            continue
+        if token.startswith("--") and "=" not in token and i + 1 < len(argv) and argv[i + 1] == "":
+            i += 2
+            continue
+        kept.append(token)
+        i += 1
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = drop_empty_options(sys.argv[1:] if argv is None else list(argv))
     only = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only if only in COMMANDS else None)
     args = parser.parse_args(argv)

@@ -68,9 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     import mlflow
 
-    exp_id = tracking.experiment_id(tracking.EXPERIMENTS["data"])
-    nested = mlflow.active_run() is not None  # e.g. called from another entry point's run
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"generate-data-seed{args.seed}", nested=nested) as active:
+    with runs.family_run("data", f"generate-data-seed{args.seed}",
+                         tags={"storefront.step": "generate_data"}) as active:
         mlflow.log_params(params)
         tables, paths, digest = generate(params, output_dir, args.format)
         mlflow.log_metrics({f"rows_{name}": len(df) for name, df in tables.items()})

@@ -93,9 +93,7 @@ def log_run(tables: Tables, report: IngestReport, digest: str, source_dir: Path,
 
     from pipelines import runs
 
-    exp_id = tracking.experiment_id(EXPERIMENT)
-    with mlflow.start_run(experiment_id=exp_id, run_name="ingest",
-                          tags={"storefront.step": "ingest", "git_commit": runs.git_commit()}) as run:
+    with runs.family_run("data", "ingest", tags={"storefront.step": "ingest"}) as run:
         mlflow.log_params({
             "source_dir": str(source_dir), "output_dir": str(output_dir), "format": fmt,
             "column_map": cmap.origin if cmap else "",

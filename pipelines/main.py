@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         module = importlib.import_module(module_name)
         logger.info("=== %s ===", family)
         try:
-            result = module.train(_parse(module, ["--data-dir", str(data_dir),
+            result = module.train_from_args(_parse(module, ["--data-dir", str(data_dir),
                                                   *(quick_opts if args.quick else default_opts)]))
             version = registry.register_if_better(result)
         except Exception as exc:  # one family failing must not stop the others; it is reported and exits 1
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if version is not None:
             try:
                 outcome = registry.promote(name, margin=args.margin)
-                decision = ("promoted" if outcome.promoted else "kept champion") + f": {outcome.reason}"
+                decision = outcome.reason if outcome.promoted else f"kept champion: {outcome.reason}"
             except registry.PromotionBlocked as exc:
                 decision = f"blocked: {exc}"
         rows.append((family, name, result.primary_metric, result.test_value, result.baseline_value,

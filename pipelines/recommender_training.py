@@ -14,6 +14,8 @@
 * :func:`finish_training`: test metrics, figures (precision@k for k = 1..20 against popularity,
   per-category coverage), the pyfunc model (``models/recommender_pyfunc.py`` with one ``.npz``), the
   round-trip check of the logged model, and the :class:`pipelines.runs.TrainResult`.
+* :func:`register_and_report`: the commands' registration step (the gate of :mod:`pipelines.registry`) and
+  their one-line summary.
 """
 
 from __future__ import annotations
@@ -429,3 +431,21 @@ def finish_training(*, family: str, label: str, run_id: str, recommender: Recomm
     logger.info("%s: test %s %.4f vs popularity %.4f (%s)", label, primary, result.test_value,
                 result.baseline_value, info.model_uri)
     return result
+
+
+def register_and_report(result: TrainResult, label: str, detail: str = "") -> str:
+    """Offer ``result`` to the registration gate; return the command's one-line summary.
+
+    The line holds the test metric, the baseline, and ``registered <name> version <n> as challenger`` or
+    ``not registered: <gate reason>``.
+    """
+    from pipelines import registry
+
+    version = registry.register_if_better(result)
+    if version is not None:
+        verdict = f"registered {version.name} version {version.version} as {registry.CHALLENGER}"
+    else:
+        verdict = f"not registered: {registry.gate(result).reason}"
+    detail = f", {detail}" if detail else ""
+    return (f"{label}: test {result.primary_metric} {result.test_value:.4f} "
+            f"(popularity {result.baseline_value:.4f}){detail}; {verdict}; run {result.run_id}")

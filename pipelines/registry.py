@@ -40,6 +40,8 @@ PRIMARY_METRICS: dict[str, tuple[str, bool]] = {
     "recommender": ("precision_at_10", True),
     "churn": ("auc", True),
     "sarima": ("mape", False),
+    "segments": ("silhouette", True),
+    "next_category": ("auc_ovr", True),
 }
 
 
@@ -50,7 +52,7 @@ class PromotionBlocked(StorefrontError):
 
 
 def registered_name(family: str) -> str:
-    return f"storefront-{family}"
+    return f"storefront-{family.replace('_', '-')}"
 
 
 def _client() -> mlflow.MlflowClient:

@@ -64,11 +64,14 @@ def _churn_score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model)
     needed = [] if schema is None else [c for c in schema.input_names() if c not in requests.columns]
     if needed:
         raise RescoreError(f"it expects column(s) {', '.join(needed)} that the test data does not have")
+    column = spec.get("probability_column", "churn_probability")  # purchase_probability for the purchase target
     scores = model.predict(requests)
-    merged = truth.merge(scores[["customer_id", "churn_probability"]], on="customer_id", how="inner")
+    if column not in scores.columns:
+        raise RescoreError(f"it answers {', '.join(map(str, scores.columns))}, not {column}")
+    merged = truth.merge(scores[["customer_id", column]], on="customer_id", how="inner")
     if len(merged) != len(truth):
         raise RescoreError(f"it scored {len(merged)} of {len(truth)} test customers")
-    return metrics.auc(merged["label"].to_numpy(), merged["churn_probability"].to_numpy())
+    return metrics.auc(merged["label"].to_numpy(), merged[column].to_numpy())
 
 
 def _sarima_score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model) -> float:
@@ -85,12 +88,43 @@ def _sarima_score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model
     return float(np.mean(errors))
 
 
+def _segments_score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model) -> float:  # noqa: ARG001
+    from models.segments import FEATURES, evaluation_silhouette
+
+    missing = [c for c in FEATURES if c not in requests.columns]
+    if missing:
+        raise RescoreError(f"the test data lacks the feature column(s) {', '.join(missing)}")
+    answer = model.predict(requests)
+    if "segment_id" not in answer.columns or len(answer) != len(requests):
+        raise RescoreError(f"it answers {', '.join(map(str, answer.columns))} for {len(answer)} of {len(requests)} rows, "
+                           "not one segment_id per customer")
+    return evaluation_silhouette(requests, answer["segment_id"].to_numpy())
+
+
+def _next_category_score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model) -> float:
+    from evaluation.multiclass import mean_ovr_auc
+    from models.next_category import probability_columns
+
+    categories = list(spec["categories"])
+    answer = model.predict(requests)
+    columns = probability_columns(categories)
+    missing = [c for c in ["customer_id", *columns] if c not in answer.columns]
+    if missing:
+        raise RescoreError(f"it does not answer the column(s) {', '.join(missing)} of the test categories")
+    merged = truth.merge(answer[["customer_id", *columns]], on="customer_id", how="inner")
+    if len(merged) != len(truth):
+        raise RescoreError(f"it scored {len(merged)} of {len(truth)} test customers")
+    return mean_ovr_auc(merged["category"].to_numpy(dtype=object), merged[columns].to_numpy(float), categories)
+
+
 SCORERS: dict[str, Callable] = {
     "svdpp": _recommender_score,
     "itemcf": _recommender_score,
     "recommender": _recommender_score,
     "churn": _churn_score,
     "sarima": _sarima_score,
+    "segments": _segments_score,
+    "next_category": _next_category_score,
 }
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
+import os
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -49,15 +51,46 @@ def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
     raise _Terminated(f"signal {signum}")
 
 
+def _end_run(run_id: str, status: str) -> None:
+    """End ``run_id`` (and any nested run still open in it) with ``status``, retrying a busy store.
+
+    A SQLite store shared by several processes answers "database is locked" now and then; a run that then
+    stayed RUNNING after a failure or a kill would misreport what happened, so the status write is retried.
+    """
+    from mlflow.exceptions import MlflowException
+
+    while (active := mlflow.active_run()) is not None and active.info.run_id != run_id:
+        mlflow.end_run(status)
+    try:
+        mlflow.end_run(status)
+        return
+    except MlflowException:
+        pass
+    for delay in (0.2, 0.5, 1.0, 2.0, 4.0, 8.0):
+        time.sleep(delay)
+        try:
+            mlflow.MlflowClient().set_terminated(run_id, status)
+            return
+        except MlflowException:
+            if delay == 8.0:
+                raise
+
+
 @contextlib.contextmanager
 def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = None,
                tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
     """The parent run of one study in the family's experiment (``storefront-<family>``).
 
     The run ends FINISHED on success, FAILED on an exception, KILLED on Ctrl-C or SIGTERM; the exception
-    is re-raised so nothing after a failure (registration) happens.
+    is re-raised so nothing after a failure (registration) happens. Under ``mlflow run`` (which exports
+    ``MLFLOW_RUN_ID``, a run of its own, often in another experiment) the family run is still a new run in the
+    family's experiment; the two are linked by the tags ``storefront.launcher_run_id`` (on this run) and
+    ``storefront.family_run_id`` (on the launcher's run).
     """
     exp_id = tracking.experiment_id(tracking.EXPERIMENTS[family])
+    launcher = os.environ.pop("MLFLOW_RUN_ID", None)
+    if launcher:
+        tags = {**(tags or {}), "storefront.launcher_run_id": launcher}
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _raise_terminated)
@@ -65,18 +98,20 @@ def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = No
         previous = None
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name,
                            tags={"storefront.family": family, "git_commit": git_commit(), **(tags or {})})
+    if launcher:
+        mlflow.MlflowClient().set_tag(launcher, "storefront.family_run_id", run.info.run_id)
     try:
         if params:
             mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
         yield run
     except KeyboardInterrupt:
-        mlflow.end_run("KILLED")
+        _end_run(run.info.run_id, "KILLED")
         raise
     except BaseException:
-        mlflow.end_run("FAILED")
+        _end_run(run.info.run_id, "FAILED")
         raise
     else:
-        mlflow.end_run("FINISHED")
+        _end_run(run.info.run_id, "FINISHED")
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

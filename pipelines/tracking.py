@@ -23,6 +23,9 @@ EXPERIMENTS = {
     "itemcf": "storefront-itemcf",
     "churn": "storefront-churn",
     "sarima": "storefront-sarima",
+    "analytics": "storefront-analytics",
+    "segments": "storefront-segments",
+    "next_category": "storefront-next-category",
 }
 
 

@@ -13,8 +13,10 @@ Logs one parent run in the experiment ``storefront-itemcf``: the data inputs, th
 metrics (``test_precision_at_10``, ``test_recall_at_10``, ``test_ndcg_at_10``, ``test_map_at_10``,
 ``test_hit_rate_at_10``, ``test_coverage``, ``test_personalization``), figures (study history and
 importances, precision@k for k = 1..20 against popularity, coverage per category) and the pyfunc model
-``model`` (``models/recommender_pyfunc.py``), checked by loading it back. Registers nothing: it returns a
-``TrainResult`` for the registration gate.
+``model`` (``models/recommender_pyfunc.py``), checked by loading it back, and the test window as
+``holdout/`` (for re-scoring a champion at promotion). ``train_from_args`` registers nothing and returns a
+``TrainResult``; the command (``run``) then registers the model as ``storefront-itemcf@challenger`` when it
+beats the popularity baseline on test precision@k (the registration gate), and prints the verdict.
 """
 
 from __future__ import annotations
@@ -161,10 +163,16 @@ def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_
     return result
 
 
+def train_from_args(args):
+    """Run the study and the final fit for the parsed options of :func:`add_arguments`; registers nothing."""
+    return train(args.data_dir or None, n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
+                 storage=args.storage or None, k=args.k, study_name=args.study_name or "itemcf",
+                 test_days=args.test_days, val_days=args.val_days)
+
+
 def run(args) -> int:
-    result = train(args.data_dir or None, n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
-                   storage=args.storage or None, k=args.k, study_name=args.study_name or "itemcf",
-                   test_days=args.test_days, val_days=args.val_days)
-    print(f"item-CF: test {result.primary_metric} {result.test_value:.4f} "
-          f"(popularity {result.baseline_value:.4f}); model {result.model_uri}; run {result.run_id}")
+    from pipelines.recommender_training import register_and_report
+
+    result = train_from_args(args)
+    print(register_and_report(result, "item-CF"))
     return 0

@@ -26,7 +26,7 @@ first (Surprise's defaults for ``rmse``, ``RANKING_DEFAULTS`` for ``precision``,
 is slow: Surprise loops over a customer's pairs for every rating, so a fit costs about ``epochs x factors x
 the sum over customers of (pairs incl. negatives)^2``. The ranges are capped where a fit on the default data
 (5,000 customers, ~55,000 pairs) stays within seconds (4-40 factors, 10-40 epochs, 0.5-2.5 negatives per
-pair), and the default budget, 25 trials or 120 seconds of starting trials, keeps the whole entry point
+pair), and the default budget, 25 trials or 100 seconds of starting trials, keeps the whole entry point
 near 2.5 minutes on 2 cores. ``--tuning-customers N`` fits the trials on N random customers (and scores
 them on those customers) for larger data; the winner is always refit on every customer.
 
@@ -38,8 +38,10 @@ model (``test_rmse``, ``test_mae`` on the held-out pairs of the test window, ``t
 ``test_personalization``), figures (study history, parameter importances or Pareto front, precision@k against
 popularity, coverage per category, predicted vs. actual rating), and the pyfunc model ``model``
 (``models/recommender_pyfunc.py``: factors and biases as numpy arrays, no Surprise at serving time), checked
-by loading it back. Registers nothing: it returns a ``TrainResult`` (primary metric ``precision_at_10``) for
-the registration gate.
+by loading it back, and the test window as ``holdout/`` (for re-scoring a champion at promotion).
+``train_from_args`` registers nothing and returns a ``TrainResult`` (primary metric ``precision_at_10``); the
+command (``run``) then registers the model as ``storefront-svdpp@challenger`` when it beats the popularity
+baseline on test precision@k (the registration gate), and prints the verdict.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ FAMILY = "svdpp"
 OBJECTIVES = ("rmse", "precision", "multi")
 DEFAULT_OBJECTIVE = "precision"
 DEFAULT_N_TRIALS = 25
-DEFAULT_TIMEOUT = 120
+DEFAULT_TIMEOUT = 100
 # Search space bounds: kept where a fit on the default data set stays within seconds.
 FACTORS = (4, 40)
 EPOCHS = (10, 40)
@@ -325,7 +327,7 @@ def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_
     study_name = _optional(study_name) or f"svdpp-{objective}"
     data = rt.load_recommender_data(data_dir, test_days or rt.DEFAULT_TEST_DAYS, val_days or rt.DEFAULT_VAL_DAYS)
     metrics, directions = study_metrics(objective, k)
-    with family_run(FAMILY, f"svdpp-{study_name}",
+    with family_run(FAMILY, study_name,
                     params={"k": k, "data_dir": str(data_dir), "tuning_customers": tuning_customers},
                     tags={"model_type": "SVD++ (scikit-surprise)", "svdpp_objective": objective}) as run:
         rt.log_data_inputs(data)
@@ -365,11 +367,18 @@ def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_
     return train_result
 
 
+def train_from_args(args):
+    """Run the study and the final fit for the parsed options of :func:`add_arguments`; registers nothing."""
+    return train(args.data_dir, n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
+                 storage=args.storage, k=args.k, objective=args.objective or DEFAULT_OBJECTIVE,
+                 study_name=args.study_name, tuning_customers=args.tuning_customers or 0,
+                 test_days=args.test_days, val_days=args.val_days)
+
+
 def run(args) -> int:
-    result = train(args.data_dir, n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
-                   storage=args.storage, k=args.k, objective=args.objective, study_name=args.study_name,
-                   tuning_customers=args.tuning_customers, test_days=args.test_days, val_days=args.val_days)
-    print(f"SVD++ ({args.objective}): test {result.primary_metric} {result.test_value:.4f} "
-          f"(popularity {result.baseline_value:.4f}), test rmse {result.extra['test_rmse']:.4f}; "
-          f"model {result.model_uri}; run {result.run_id}")
+    from pipelines.recommender_training import register_and_report
+
+    result = train_from_args(args)
+    print(register_and_report(result, f"SVD++ ({result.extra['objective']})",
+                              f"test rmse {result.extra['test_rmse']:.4f}"))
     return 0

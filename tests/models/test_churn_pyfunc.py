@@ -80,10 +80,19 @@ def test_blank_and_text_numbers_are_handled_as_in_training(served):
 
 
 def test_an_unseen_category_is_scored(served):
-    row = served["requests"].head(2).assign(Contract=["Lifetime", "Month-to-month"])
+    row = served["requests"].iloc[[0, 0, 0]].reset_index(drop=True).assign(Contract=["Lifetime", "Forever", "Two year"])
     out = served["model"].predict(row)
     assert np.isfinite(out["churn_probability"]).all()
     assert out["risk_segment"].isin(["low", "medium", "high"]).all()
+    p = out["churn_probability"].to_numpy()
+    assert p[0] == p[1] != p[2]  # any unseen level: every Contract indicator is 0
+    # exactly: the log-odds of a known level minus that level's one-hot coefficient (then calibrated)
+    classifier = served["classifier"]
+    terms = dict(zip(*[classifier.pipeline.named_steps["features"].get_feature_names_out(),
+                       classifier.pipeline.named_steps["model"].coef_[0]]))
+    z = classifier.pipeline.decision_function(coerce_features(row.iloc[[2]], classifier.spec))[0] - terms["cat__Contract_Two year"]
+    cal = classifier.calibration
+    assert p[0] == pytest.approx(1 / (1 + np.exp(-(cal.slope * z + cal.intercept))), abs=1e-9)
 
 
 @pytest.mark.parametrize("change, needle", [

@@ -47,7 +47,7 @@ def parse(argv: list[str]):
 def shop_result(tracking_home, shop_dir):
     from pipelines import train_churn
 
-    return train_churn.train(parse(["train-churn", "--data-dir", str(shop_dir), "--n-trials", "4", "--seed", "3"]))
+    return train_churn.train_from_args(parse(["train-churn", "--data-dir", str(shop_dir), "--n-trials", "4", "--seed", "3"]))
 
 
 def test_shop_run_beats_the_recency_baseline_and_logs_everything(shop_result):
@@ -95,6 +95,44 @@ def test_logged_model_round_trip(shop_result):
     np.testing.assert_allclose(out["churn_probability"].to_numpy(), shop_result.extra["test_probabilities"], atol=1e-9)
     assert out["customer_id"].tolist() == truth["customer_id"].tolist()
     assert (out["churn"] == (out["churn_probability"] >= shop_result.extra["threshold"])).all()
+
+
+def test_rescorer_gives_the_logged_test_auc(shop_result):
+    """Promotion re-scores a champion on this run's holdout/: the run's own model must score its test_auc."""
+    from types import SimpleNamespace
+
+    import mlflow
+
+    from pipelines import rescoring
+
+    logged = mlflow.get_run(shop_result.run_id).data.metrics["test_auc"]
+    version = SimpleNamespace(run_id=shop_result.run_id, source=shop_result.model_uri)
+    assert rescoring.rescorer_for(version)(shop_result.model_uri) == pytest.approx(logged, abs=1e-6)
+
+
+def test_run_registers_a_purchase_model_under_its_own_name_and_rescores_it(fresh_mlflow_env, shop_dir, capsys):
+    """``storefront train-churn --target purchase``: gate, ``storefront-purchase@challenger``, re-scorable."""
+    from types import SimpleNamespace
+
+    import mlflow
+
+    from pipelines import rescoring
+    from pipelines.cli import main
+
+    assert main(["train-churn", "--data-dir", str(shop_dir), "--target", "purchase", "--n-trials", "2",
+                 "--seed", "5"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("storefront-purchase", "challenger")
+    assert f"registered storefront-purchase version {version.version} as challenger" in line
+    assert [m.name for m in client.search_registered_models()] == ["storefront-purchase"]  # never storefront-churn
+    run = mlflow.get_run(version.run_id)
+    assert run.data.tags["gate_verdict"] == "passed"
+    assert f"test auc {run.data.metrics['test_auc']:.4f}" in line
+    assert f"baseline {run.data.metrics['baseline_test_auc']:.4f}" in line
+    rescored = rescoring.rescorer_for(SimpleNamespace(run_id=version.run_id, source=version.source))(
+        f"models:/storefront-purchase/{version.version}")
+    assert rescored == pytest.approx(run.data.metrics["test_auc"], abs=1e-6)
 
 
 def test_score_churn_writes_every_active_customer_ranked_by_risk(shop_result, shop_dir, tmp_path):
@@ -152,7 +190,7 @@ def test_bring_your_own_table_trains_and_serves_blank_numbers(tracking_home, tmp
     path = tmp_path / "telco_like.csv"
     frame = telco_csv(path)
     assert (frame["TotalCharges"] == " ").any()
-    result = train_churn.train(parse(["train-churn", "--table", str(path), "--label-column", "Churn",
+    result = train_churn.train_from_args(parse(["train-churn", "--table", str(path), "--label-column", "Churn",
                                       "--id-column", "customerID", "--n-trials", "2"]))
     assert result.registered_model == "storefront-churn-telco-like"
     assert result.test_value > 0.75
@@ -207,3 +245,26 @@ def test_mlproject_style_empty_parameters_mean_not_set():
                   "--table", "", "--cutoff", ""])
     assert (args.data_dir, args.cost_ratio, args.window_days, args.n_trials, args.table, args.cutoff) == \
         (None, None, None, 5, None, None)
+
+
+def test_family_run_under_mlflow_run_opens_its_own_run_linked_to_the_launcher(mlflow_env, monkeypatch):
+    """``mlflow run . -e train_churn`` exports MLFLOW_RUN_ID (a run in another experiment): the study still gets
+    its parent run in ``storefront-churn`` and the two runs name each other."""
+    import os
+
+    import mlflow
+
+    from pipelines import tracking
+    from pipelines.runs import family_run
+
+    client = mlflow.MlflowClient()
+    launcher = client.create_run(client.get_experiment_by_name("Default").experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
+    with family_run("churn", "launched", params={"window_days": 90}) as run:
+        pass
+    assert "MLFLOW_RUN_ID" not in os.environ
+    own = mlflow.get_run(run.info.run_id)
+    assert own.info.run_id != launcher and own.info.status == "FINISHED"
+    assert own.info.experiment_id == tracking.experiment_id("storefront-churn")
+    assert own.data.tags["storefront.launcher_run_id"] == launcher
+    assert mlflow.get_run(launcher).data.tags["storefront.family_run_id"] == own.info.run_id

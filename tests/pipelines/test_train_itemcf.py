@@ -200,3 +200,84 @@ def test_options_take_mlproject_values():
     assert (defaults.n_trials, defaults.timeout, defaults.k, defaults.test_days) == (50, 600, 10, 60)
     with pytest.raises(SystemExit):
         parser.parse_args(["--n-trials", "2.5"])
+
+
+def test_rescoring_the_logged_model_on_its_holdout_gives_the_test_metric(trained):
+    from types import SimpleNamespace
+
+    from pipelines.rescoring import rescorer_for
+
+    logged = mlflow.get_run(trained.run_id).data.metrics["test_precision_at_10"]
+    version = SimpleNamespace(run_id=trained.run_id, source=trained.model_uri)
+    assert rescorer_for(version)(trained.model_uri) == pytest.approx(logged, abs=1e-6)
+
+
+@pytest.fixture
+def own_store(tmp_path):
+    """A tracking store and registry of the test's own; the module's store is restored afterwards."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STOREFRONT_HOME", str(tmp_path))
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield tmp_path
+        finally:
+            mlflow.set_tracking_uri(previous)
+            mlflow.set_registry_uri(previous)
+
+
+def test_command_resumes_a_sqlite_study_registers_the_challenger_and_recommends_from_the_champion(
+        env, own_store, shop_dir, capsys):
+    import optuna
+
+    from pipelines import registry
+    from pipelines.cli import main as cli_main
+
+    storage = f"sqlite:///{own_store / 'optuna.db'}"
+    parser = argparse.ArgumentParser()
+    train_itemcf.add_arguments(parser)
+    first = train_itemcf.train_from_args(parser.parse_args(
+        ["--data-dir", str(shop_dir), "--n-trials", "2", "--storage", storage, "--study-name", "resumable"]))
+    assert registry.alias_version("storefront-itemcf", registry.CHALLENGER) is None  # train_from_args never registers
+    # the command: same storage and study name resume the study (2 + 2 trials), then the gate registers
+    assert cli_main(["train-itemcf", "--data-dir", str(shop_dir), "--n-trials", "2", "--storage", storage,
+                     "--study-name", "resumable", "--timeout", ""]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert len(optuna.load_study(study_name="resumable", storage=storage).trials) == 4
+    version = registry.alias_version("storefront-itemcf", registry.CHALLENGER)
+    assert version is not None and version.run_id != first.run_id
+    assert line.startswith("item-CF: test precision_at_10 ")
+    assert f"registered storefront-itemcf version {version.version} as challenger" in line
+    run = mlflow.get_run(version.run_id)
+    assert run.data.tags["gate_verdict"] == "passed"
+    assert run.data.metrics["n_trials_complete"] == 2
+
+    registry.promote("storefront-itemcf")
+    tx = pd.read_parquet(shop_dir / "transactions.parquet")
+    customer = tx["customer_id"].iloc[-1]
+    text = run_recommend("--model", "itemcf", "--customer", customer, "-k", "5")
+    assert text.splitlines()[0] == "model: models:/storefront-itemcf@champion"
+    served = mlflow.pyfunc.load_model(f"models:/storefront-itemcf/{version.version}").predict(
+        pd.DataFrame({"customer_id": [customer]}), params={"k": 5})
+    for product in served["product_id"]:
+        assert f" {product} " in text
+    assert len(served) == 5
+
+
+def test_a_model_that_does_not_beat_popularity_is_not_registered(env, own_store):
+    from pipelines.recommender_training import register_and_report
+    from pipelines.runs import TrainResult, family_run
+
+    with family_run("itemcf", "weak-model") as run:
+        pass
+    result = TrainResult(family="itemcf", run_id=run.info.run_id, model_uri="runs:/x/model",
+                         primary_metric="precision_at_10", test_value=0.05, baseline_value=0.08,
+                         higher_is_better=True, data_digest="d")
+    line = register_and_report(result, "item-CF")
+    assert line.startswith("item-CF: test precision_at_10 0.0500 (popularity 0.0800); not registered: ")
+    assert "does not beat baseline 0.0800" in line
+    assert mlflow.get_run(run.info.run_id).data.tags["gate_verdict"] == "failed"
+    assert mlflow.MlflowClient().search_registered_models() == []

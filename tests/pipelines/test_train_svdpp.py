@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import mlflow
 import numpy as np
@@ -12,8 +14,10 @@ import pandas as pd
 import pytest
 
 from pipelines import recommender_training as rt
+from pipelines import registry, train_svdpp
 from pipelines.cli import main as cli_main
 from pipelines.errors import ConfigurationError
+from pipelines.rescoring import rescorer_for
 from pipelines.train_svdpp import (
     RANKING_DEFAULTS,
     SURPRISE_DEFAULTS,
@@ -77,6 +81,9 @@ def test_precision_study_beats_popularity_and_the_logged_model_serves_training_a
                  for a in mlflow.MlflowClient().list_artifacts(result.run_id, folder)}
     assert {"plots/precision_at_k.png", "plots/predicted_vs_actual.png", "study/optimization_history.png"} <= artifacts
     assert parent.data.tags["refit_choice"].startswith(f"trial {parent.data.tags['best_trial']}:")
+    # Promotion re-scores a model on this run's holdout/: the logged model scores the logged test metric.
+    version = SimpleNamespace(run_id=result.run_id, source=result.model_uri)
+    assert rescorer_for(version)(result.model_uri) == pytest.approx(metrics["test_precision_at_10"], abs=1e-6)
 
     # Round trip: the loaded pyfunc answers what the same fit gives in training (fits are seeded).
     data, baseline = shop_data
@@ -105,6 +112,13 @@ def test_precision_study_beats_popularity_and_the_logged_model_serves_training_a
     with_bought = loaded.predict(pd.DataFrame({"customer_id": customers[:5]}),
                                  params={"k": 20, "exclude_purchased": False})
     assert any((c, p) in bought for c, p in zip(with_bought["customer_id"], with_bought["product_id"]))
+    # the SVD++ model answers bad parameters with INVALID_PARAMETER_VALUE (HTTP 400) naming them
+    from mlflow.exceptions import MlflowException
+
+    for params in ({"k": 101}, {"k": "ten"}, {"exclude_purchased": "perhaps"}):
+        with pytest.raises(MlflowException) as info:
+            loaded.predict(pd.DataFrame({"customer_id": customers[:1]}), params=params)
+        assert info.value.error_code == "INVALID_PARAMETER_VALUE" and next(iter(params)) in info.value.message
 
     with open(mlflow.pyfunc.get_model_dependencies(result.model_uri)) as f:
         requirements = f.read().lower()
@@ -123,9 +137,27 @@ def test_precision_study_beats_popularity_and_the_logged_model_serves_training_a
     assert done.stdout.split()[-2:] == ["False", "True"]
 
 
-def test_multi_objective_refits_the_pareto_trial_with_the_best_precision(mlflow_env, shop_dir):
-    result = train(shop_dir, n_trials=3, timeout=None, seed=3, objective="multi", study_name="svdpp-multi")
-    parent = mlflow.get_run(result.run_id)
+def test_multi_objective_refits_the_pareto_trial_with_the_best_precision(mlflow_env, shop_dir, capsys):
+    # through the command: parsed options -> train_from_args -> registration gate -> one summary line
+    parser = argparse.ArgumentParser()
+    train_svdpp.add_arguments(parser)
+    args = parser.parse_args(["--data-dir", str(shop_dir), "--n-trials", "3", "--timeout", "0", "--seed", "3",
+                              "--objective", "multi", "--study-name", "svdpp-multi"])
+    assert train_svdpp.run(args) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    run_id = line.rsplit("run ", 1)[1]
+    parent = mlflow.get_run(run_id)
+    test_value = parent.data.metrics["test_precision_at_10"]
+    baseline_value = parent.data.metrics["baseline_test_precision_at_10"]
+    assert line.startswith(f"SVD++ (multi): test precision_at_10 {test_value:.4f} (popularity {baseline_value:.4f}), "
+                           f"test rmse {parent.data.metrics['test_rmse']:.4f}; ")
+    if test_value > baseline_value:
+        version = registry.alias_version("storefront-svdpp", registry.CHALLENGER)
+        assert version.run_id == run_id
+        assert f"registered storefront-svdpp version {version.version} as challenger" in line
+    else:
+        assert "not registered: " in line and parent.data.tags["gate_verdict"] == "failed"
+    result = SimpleNamespace(run_id=run_id)
     children = child_runs(result.run_id)
     assert len(children) == 3
     assert all({"val_rmse", "val_precision_at_10"} <= set(c.data.metrics) for c in children)

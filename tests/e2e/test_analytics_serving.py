@@ -1,0 +1,69 @@
+"""Real `mlflow models serve` of the segments and next-category models logged by their entry points."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Both entry points on a tiny shop (two trials each: one trial makes Optuna warn in the importance plot) in a tracking store of the module's own."""
+    import mlflow
+
+    from pipelines import train_next_category, train_segments
+    from pipelines.synthetic import generate_shop
+    from pipelines.tables import write_tables
+
+    home = tmp_path_factory.mktemp("analytics-serve-home")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    tables, _ = generate_shop(customers=400, products=40, years=2, seed=17)
+    data = home / "data"
+    write_tables(tables, data)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STOREFRONT_HOME", str(home))
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        mp.delenv("STOREFRONT_ARTIFACT_ROOT", raising=False)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        segments = train_segments.train(data, n_trials=2, max_k=4)
+        next_category = train_next_category.train(data, n_trials=2, snapshots=2)
+        from pipelines.rescoring import load_holdout
+
+        holdout = load_holdout(next_category.run_id)[0]
+        yield {"uri": uri, "segments": segments, "next_category": next_category, "requests": holdout}
+
+
+def test_segments_model_over_http(trained, serve):
+    server = serve(trained["segments"].model_uri, trained["uri"])
+    rows = [{"total_spending": 1200.0, "frequency_days": 9, "avg_spend_per_item": 45.5, "recency_days": 12.0},
+            {"total_spending": 15.0, "frequency_days": 1, "avg_spend_per_item": 15.0, "recency_days": 500.0}]
+    good = server.invoke({"dataframe_records": rows})
+    assert good.status_code == 200, good.text
+    answer = good.json()["predictions"]
+    assert [sorted(r) for r in answer] == [["segment_id", "segment_name"]] * 2
+    assert all(r["segment_name"] in trained["segments"].extra["names"] for r in answer)
+    bad = server.invoke({"dataframe_records": [{**rows[0], "recency_days": -3.0}]})
+    assert bad.status_code == 400 and "recency_days" in bad.json()["message"]
+    missing = server.invoke({"dataframe_records": [{"total_spending": 1.0}]})
+    assert missing.status_code == 400 and "frequency_days" in missing.json()["message"]
+    assert server.invoke({"dataframe_records": rows[:1]}).status_code == 200  # still serving
+
+
+def test_next_category_model_over_http(trained, serve):
+    server = serve(trained["next_category"].model_uri, trained["uri"])
+    rows = trained["requests"].head(3)
+    good = server.invoke({"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}})
+    assert good.status_code == 200, good.text
+    answer = good.json()["predictions"]
+    categories = trained["next_category"].extra["categories"]
+    assert [r["customer_id"] for r in answer] == rows["customer_id"].tolist()
+    for r in answer:
+        probs = {k: v for k, v in r.items() if k.startswith("prob_")}
+        assert len(probs) == len(categories) and sum(probs.values()) == pytest.approx(1.0)
+        assert r["top_category"] in categories and r["top_probability"] == pytest.approx(max(probs.values()))
+    broken = rows.head(1).assign(events_books=-1.0)
+    bad = server.invoke({"dataframe_split": {"columns": list(broken.columns), "data": broken.to_numpy().tolist()}})
+    assert bad.status_code == 400 and "events_books" in bad.json()["message"]

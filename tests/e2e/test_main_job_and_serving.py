@@ -1,0 +1,201 @@
+"""The README's main job, run twice as a user would, then every registered champion served over real HTTP.
+
+One module-scoped project home: ``storefront main --quick`` (a subprocess started from another working
+directory) generates a small shop, trains the four families, registers and promotes; a second run adds
+versions. Then `mlflow models serve` answers for the recommender, churn and SARIMA champions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+VENV_BIN = Path(sys.executable).parent
+MODELS = ("storefront-itemcf", "storefront-svdpp", "storefront-churn", "storefront-sarima", "storefront-recommender")
+
+
+def _main(home: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "STOREFRONT_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
+    return subprocess.run([str(VENV_BIN / "storefront"), "main", "--quick"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def _aliases(client, name: str) -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """The project home after two runs of the main job: (home, tracking uri, first run, second run, aliases after 1)."""
+    home = tmp_path_factory.mktemp("main-home")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    first = _main(home, elsewhere)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    after_first = {name: _aliases(client, name) for name in MODELS}
+    second = _main(home, elsewhere)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-5000:]
+    return home, uri, first, second, after_first
+
+
+@pytest.fixture(scope="module")
+def client(shop):
+    uri = shop[1]
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_main_job_prints_the_summary_and_the_exact_next_commands(shop):
+    home, uri, first, _, after_first = shop
+    out = first.stdout
+    assert (home / "data" / "generated" / "transactions.parquet").is_file()
+    assert not (Path.cwd() / "mlruns").exists()
+    for family in ("itemcf", "svdpp", "churn", "sarima", "recommender"):
+        assert re.search(rf"^{family}\s+storefront-", out, re.M), out
+    assert f"mlflow ui --backend-store-uri {uri}" in out
+    for name in ("storefront-recommender", "storefront-churn", "storefront-sarima"):
+        assert f"mlflow models serve -m models:/{name}@champion" in out
+        assert "--env-manager local" in out
+    # the first run makes every registered winner champion (there was none)
+    assert all(aliases.get("champion") == "1" for aliases in after_first.values()), after_first
+
+
+def test_second_run_adds_versions_and_keeps_the_registry_consistent(shop, client):
+    for name in MODELS:
+        versions = {str(v.version): v for v in client.search_model_versions(f"name='{name}'")}
+        assert set(versions) == {"1", "2"}, name
+        aliases = _aliases(client, name)
+        assert aliases["challenger"] == "2"
+        champion = versions[aliases["champion"]]
+        # the champion's version exists, passed the gate and names its run, data and commit
+        assert champion.tags["gate_verdict"] == "passed"
+        for tag in ("primary_metric", "data_digest", "git_commit", "parent_run_id", "baseline_test_" +
+                    champion.tags["primary_metric"]):
+            assert champion.tags[tag], (name, tag)
+        assert champion.description
+        history = [v for k, v in client.get_registered_model(name).tags.items() if k.startswith("history.")]
+        assert history, name
+        if aliases["champion"] == "2":
+            assert champion.tags["previous_champion"] == "1"
+    # same data both times: the digests match
+    for name in MODELS:
+        digests = {v.tags["data_digest"] for v in client.search_model_versions(f"name='{name}'")}
+        assert len(digests) == 1
+
+
+def test_recommender_slot_holds_the_better_family_on_test_precision(shop, client):
+    slot = client.get_model_version("storefront-recommender", "1")
+    run = client.get_run(slot.run_id)
+    family = run.data.tags.get("family") or slot.tags["family"]
+    assert family in ("svdpp", "itemcf")
+    other = {"svdpp": "storefront-itemcf", "itemcf": "storefront-svdpp"}[family]
+    other_run = client.get_run(client.get_model_version(other, "1").run_id)
+    assert run.data.metrics["test_precision_at_10"] >= other_run.data.metrics["test_precision_at_10"]
+
+
+# --- serving ---------------------------------------------------------------------------------------------
+
+
+def _error(response) -> str:
+    assert response.status_code == 400, (response.status_code, response.text[:500])
+    return response.json()["message"]
+
+
+def _still_serving(server, good_payload) -> None:
+    import requests
+
+    assert requests.get(f"{server.url}/ping", timeout=5).status_code == 200
+    assert server.invoke(good_payload).status_code == 200
+
+
+def test_served_recommender(shop, serve):
+    home, uri = shop[0], shop[1]
+    server = serve("models:/storefront-recommender@champion", uri)
+    customers = pd.read_parquet(home / "data" / "generated" / "customers.parquet")["customer_id"].astype(str)
+    known = customers.iloc[0]
+
+    answer = server.invoke({"dataframe_records": [{"customer_id": known}], "params": {"k": 3}})
+    assert answer.status_code == 200, answer.text
+    rows = pd.DataFrame(answer.json()["predictions"])
+    assert list(rows.columns) == ["customer_id", "rank", "product_id", "score", "reason"]
+    assert rows["rank"].tolist() == [1, 2, 3] and (rows["customer_id"] == known).all()
+    assert rows["product_id"].is_unique and rows["score"].is_monotonic_decreasing
+
+    default = pd.DataFrame(server.invoke({"dataframe_records": [{"customer_id": known}]}).json()["predictions"])
+    assert len(default) == 10 and default["product_id"].head(3).tolist() == rows["product_id"].tolist()
+
+    unknown = pd.DataFrame(server.invoke({"dataframe_records": [{"customer_id": "nobody-123"}],
+                                          "params": {"k": 5}}).json()["predictions"])
+    assert len(unknown) == 5 and set(unknown["reason"]) == {"popular"}
+
+    assert "k" in _error(server.invoke({"dataframe_records": [{"customer_id": known}], "params": {"k": 0}}))
+    assert "k" in _error(server.invoke({"dataframe_records": [{"customer_id": known}], "params": {"k": 101}}))
+    assert "k" in _error(server.invoke({"dataframe_records": [{"customer_id": known}], "params": {"k": "ten"}}))
+    assert "customer_id" in _error(server.invoke({"dataframe_records": [{"user": known}]}))
+    _error(server.invoke(None, raw='{"dataframe_records": [{"customer_id": '))
+    _still_serving(server, {"dataframe_records": [{"customer_id": known}]})
+
+
+def test_served_churn_model(shop, serve):
+    uri = shop[1]
+    model_uri = "models:/storefront-churn@champion"
+    server = serve(model_uri, uri)
+    mlflow.set_tracking_uri(uri)
+    example = mlflow.models.Model.load(model_uri).load_input_example(mlflow.artifacts.download_artifacts(model_uri))
+    records = example.head(2).astype(object).where(example.head(2).notna(), None).to_dict("records")
+
+    answer = server.invoke({"dataframe_records": records})
+    assert answer.status_code == 200, answer.text
+    rows = pd.DataFrame(answer.json()["predictions"])
+    assert list(rows.columns) == ["customer_id", "churn_probability", "risk_segment", "churn"]
+    assert rows["customer_id"].tolist() == [str(r["customer_id"]) for r in records]
+    assert rows["churn_probability"].between(0, 1).all()
+    assert set(rows["risk_segment"]) <= {"low", "medium", "high"}
+
+    feature = next(c for c in example.columns if c != "customer_id")
+    missing = [{k: v for k, v in r.items() if k != feature} for r in records]
+    assert feature in _error(server.invoke({"dataframe_records": missing}))
+    numeric = next(c for c in example.columns if c != "customer_id" and pd.api.types.is_numeric_dtype(example[c]))
+    mistyped = [{**records[0], numeric: "lots"}]
+    assert numeric in _error(server.invoke({"dataframe_records": mistyped}))
+    _error(server.invoke(None, raw="not json"))
+    _still_serving(server, {"dataframe_records": records})
+
+
+def test_served_sarima_model(shop, serve):
+    uri = shop[1]
+    server = serve("models:/storefront-sarima@champion", uri)
+    category = "Books"
+
+    answer = server.invoke({"dataframe_records": [{"category": category, "horizon": 12}]})
+    assert answer.status_code == 200, answer.text
+    rows = pd.DataFrame(answer.json()["predictions"])
+    assert list(rows.columns) == ["category", "period", "step", "forecast", "lower", "upper"]
+    assert rows["step"].tolist() == list(range(1, 13)) and (rows["category"] == category).all()
+    periods = pd.to_datetime(rows["period"])
+    assert periods.is_monotonic_increasing and periods.is_unique
+    assert ((rows["lower"] <= rows["forecast"]) & (rows["forecast"] <= rows["upper"])).all()
+
+    narrow = pd.DataFrame(server.invoke({"dataframe_records": [{"category": category, "horizon": 12}],
+                                         "params": {"confidence": 0.5}}).json()["predictions"])
+    assert ((narrow["upper"] - narrow["lower"]) <= (rows["upper"] - rows["lower"]) + 1e-9).all()
+    assert ((narrow["upper"] - narrow["lower"]) < (rows["upper"] - rows["lower"])).any()
+
+    message = _error(server.invoke({"dataframe_records": [{"category": "Toys", "horizon": 3}]}))
+    assert "Toys" in message and "Electronics" in message and "Books" in message
+    for horizon in (0, 37):
+        assert "horizon" in _error(server.invoke({"dataframe_records": [{"category": category, "horizon": horizon}]}))
+    assert "horizon" in _error(server.invoke({"dataframe_records": [{"category": category, "horizon": "soon"}]}))
+    assert "horizon" in _error(server.invoke({"dataframe_records": [{"category": category}]}))
+    _error(server.invoke(None, raw="{"))
+    _still_serving(server, {"dataframe_records": [{"category": category, "horizon": 1}]})
