@@ -6,6 +6,8 @@ forecast the 24 months of 1959-1960, MAPE and RMSE; model selection uses only th
 * Ours: ``pipelines.train_sarima.train`` on the CSV (``--test-periods 24``, the given budget), exactly as
   ``storefront train-sarima --series ...`` runs it, in a throwaway SQLite tracking store; tuning wall time is
   the series' whole processing (search, refit, scoring, logging of its run) as logged in ``tuning_seconds``.
+  The throwaway store's database tables are created before the clock starts (a one-off of a new store, about
+  5 s here, that a user's existing store never pays); everything the job does in it is timed.
 * Peers, same run: pmdarima ``auto_arima`` (stepwise, seasonal m=12, on log values, defaults otherwise),
   timed around the call, with single-threaded BLAS like our job; the classic airline model SARIMA(0,1,1)(0,1,1,12) on log values; the seasonal naive
   forecast. Point forecasts on the original scale (``exp`` of the log forecast).
@@ -54,6 +56,7 @@ def _store(folder: Path) -> None:
     os.environ["STOREFRONT_HOME"] = str(folder)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    mlflow.MlflowClient().search_experiments(max_results=1)  # creates the database tables (not timed)
 
 
 def score(y_test, forecast) -> dict[str, float]:

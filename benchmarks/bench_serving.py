@@ -90,17 +90,19 @@ def load(server: Server, payload: dict, clients: int, seconds: float) -> dict:
             "errors": errors[0]}
 
 
-def floor_model_uri(tracking_uri: str) -> str:
-    """Log the trivial echo pyfunc once (in experiment storefront-bench) and return its URI."""
+def floor_model_uri(tracking_uri: str, example: pd.DataFrame | None = None, name: str = "echo-floor") -> str:
+    """Log the trivial echo pyfunc (in experiment storefront-bench) with ``example``'s signature; return its URI."""
     import mlflow
 
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     from pipelines.runs import log_pyfunc_model
     from pipelines.tracking import experiment_id
 
-    with mlflow.start_run(experiment_id=experiment_id("storefront-bench"), run_name="echo-floor"):
+    if example is None:
+        example = pd.DataFrame({"customer_id": ["C00001"]})
+    with mlflow.start_run(experiment_id=experiment_id("storefront-bench"), run_name=name):
         info = log_pyfunc_model(ROOT / "tests" / "pipelines" / "fixtures" / "echo_model.py", artifacts={},
-                                input_example=pd.DataFrame({"customer_id": ["C00001"]}))
+                                input_example=example)
     return info.model_uri
 
 
@@ -131,6 +133,9 @@ def main() -> int:
         "recommender k=10": ("models:/storefront-recommender@champion",
                              {"dataframe_records": [{"customer_id": customer}], "params": {"k": 10}}),
         "churn, 1 customer": ("models:/storefront-churn@champion", {"dataframe_records": churn_row}),
+        # the same request shape as churn's (26 columns): MLflow parses and checks each column of the request
+        "floor with churn's columns (echo)": (floor_model_uri(uri, churn_requests.head(1), "echo-floor-churn-columns"),
+                                              {"dataframe_records": churn_row}),
         "sarima horizon 12": ("models:/storefront-sarima@champion",
                               {"dataframe_records": [{"category": "Electronics", "horizon": 12}]}),
     }
@@ -164,6 +169,9 @@ def main() -> int:
     for label, row in latency.items():
         lines.append(f"| {label} | {row['median_ms']:.2f} | {row['p99_ms']:.2f} | {row['median_ms'] / floor:.2f} "
                      f"| {'floor' if label.startswith('floor') else 'median <= 1.5x floor, p99 < 25 ms'} |")
+    churn_floor = latency["floor with churn's columns (echo)"]["median_ms"]
+    lines += ["", f"Churn against the echo model with its own 26-column signature: "
+                  f"{latency['churn, 1 customer']['median_ms'] / churn_floor:.2f}x that floor's median."]
     lines += ["", f"## Throughput: 16 concurrent keep-alive clients for {seconds:.0f} s, recommender k=10", "",
               "| workers | requests | req/s | median (ms) | p99 (ms) | errors |", "|---:|---:|---:|---:|---:|---:|"]
     for workers, row in throughput.items():

@@ -110,13 +110,59 @@ def infer_spec(raw: pd.DataFrame, exclude: Iterable[str] = ()) -> FeatureSpec:
     return FeatureSpec(tuple(numeric), tuple(categorical), continuous_columns(typed, numeric), tuple(lenient))
 
 
-def _numeric(values: pd.Series, column: str) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(values):
+class FrameColumns:
+    """Cheap column access to a request or table frame: its column positions, dtypes and values.
+
+    A small frame (a served request of a few rows) is read once into an object matrix, because selecting
+    a pandas column costs more than converting the whole frame; a large one is read column by column.
+    Either way :meth:`items` gives the same Python values as ``frame[column].tolist()``.
+    """
+
+    SMALL = 64
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.names = frame.columns.tolist()
+        self.position = {c: i for i, c in enumerate(self.names)}
+        self.dtypes = list(frame.dtypes)
+        self.rows = len(frame)
+        self._matrix = frame.to_numpy(dtype=object) if self.rows <= self.SMALL else None
+
+    def __contains__(self, column) -> bool:
+        return column in self.position
+
+    def dtype(self, column: str):
+        return self.dtypes[self.position[column]]
+
+    def items(self, column: str) -> list:
+        if self._matrix is not None:
+            return self._matrix[:, self.position[column]].tolist()
+        return self.frame[column].tolist()
+
+    def floats(self, column: str) -> np.ndarray:
+        """A column of a NumPy integer or float dtype as floats."""
+        if self._matrix is not None:
+            return np.asarray(self._matrix[:, self.position[column]].tolist(), dtype=float).reshape(self.rows)
+        return self.frame[column].to_numpy(dtype=float)
+
+
+def _is_plain_number(dtype) -> bool:
+    return isinstance(dtype, np.dtype) and dtype.kind in "iuf"
+
+
+def _numeric(columns: FrameColumns, column: str) -> np.ndarray:
+    dtype = columns.dtype(column)
+    if pd.api.types.is_bool_dtype(dtype):
         raise FeatureTypeError(f"column {column!r} must be numeric, got booleans", column, 0)
-    if _is_number_dtype(values):
-        return values.to_numpy(dtype=float, na_value=np.nan)
+    if _is_plain_number(dtype):
+        out = columns.floats(column)
+        if np.isinf(out).any():
+            row = int(np.flatnonzero(np.isinf(out))[0])
+            raise FeatureTypeError(f"column {column!r} must be finite; row {row} has {float(out[row])!r}", column, row)
+        return out
+    values = columns.items(column)
     out = np.empty(len(values), dtype=float)
-    for row, value in enumerate(values.tolist()):
+    for row, value in enumerate(values):
         if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
             out[row] = np.nan
         elif isinstance(value, str):
@@ -135,7 +181,7 @@ def _numeric(values: pd.Series, column: str) -> np.ndarray:
             raise FeatureTypeError(f"column {column!r} must be numeric; row {row} has {value!r}", column, row)
     if np.isinf(out).any():
         row = int(np.flatnonzero(np.isinf(out))[0])
-        raise FeatureTypeError(f"column {column!r} must be finite; row {row} has {values.iloc[row]!r}", column, row)
+        raise FeatureTypeError(f"column {column!r} must be finite; row {row} has {values[row]!r}", column, row)
     return out
 
 
@@ -151,23 +197,37 @@ def _category(value) -> str:
     return str(value)
 
 
+def coerce_arrays(frame: pd.DataFrame | FrameColumns, spec: FeatureSpec) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The spec's features of ``frame`` as model input without building a DataFrame: a float matrix of the
+    numeric columns (``spec.numeric`` order) and one object array of strings per categorical column.
+
+    Same values and errors as :func:`coerce_features` (which is built on it).
+    """
+    columns = frame if isinstance(frame, FrameColumns) else FrameColumns(frame)
+    missing = [c for c in spec.features if c not in columns]
+    if missing:
+        raise FeatureTypeError(f"missing feature column(s) {', '.join(map(repr, missing))}", missing[0])
+    numeric = np.empty((columns.rows, len(spec.numeric)), dtype=float)
+    for i, col in enumerate(spec.numeric):
+        numeric[:, i] = _numeric(columns, col)
+    categorical = []
+    for col in spec.categorical:
+        values = columns.items(col)
+        try:
+            categorical.append(np.array([_category(v) for v in values], dtype=object).reshape(len(values)))
+        except TypeError:
+            row = next(i for i, v in enumerate(values) if isinstance(v, (dict, list, tuple, set)))
+            raise FeatureTypeError(f"column {col!r} must hold text values; row {row} has {values[row]!r}",
+                                   col, row) from None
+    return numeric, categorical
+
+
 def coerce_features(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """The spec's feature columns of ``frame`` as model input: floats and strings (module docstring).
 
     Raises :class:`FeatureTypeError` for a missing column or a value that does not fit its column.
     """
-    missing = [c for c in spec.features if c not in frame.columns]
-    if missing:
-        raise FeatureTypeError(f"missing feature column(s) {', '.join(map(repr, missing))}", missing[0])
-    out = {}
-    for col in spec.numeric:
-        out[col] = _numeric(frame[col], col)
-    for col in spec.categorical:
-        values = frame[col].tolist()
-        try:
-            out[col] = np.array([_category(v) for v in values], dtype=object)
-        except TypeError:
-            row = next(i for i, v in enumerate(values) if isinstance(v, (dict, list, tuple, set)))
-            raise FeatureTypeError(f"column {col!r} must hold text values; row {row} has {values[row]!r}",
-                                   col, row) from None
+    numeric, categorical = coerce_arrays(frame, spec)
+    out = {col: numeric[:, i] for i, col in enumerate(spec.numeric)}
+    out.update(zip(spec.categorical, categorical))
     return pd.DataFrame(out, index=frame.index)[spec.features]

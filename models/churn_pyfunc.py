@@ -16,11 +16,18 @@ Serving contract (DESIGN.md, "Serving contracts"):
   target: ``purchase_probability, propensity_segment, purchase``). The segment is ``low`` below 0.4,
   ``medium`` below 0.7, else ``high``; the flag is ``probability >= threshold`` (tuned on validation data).
 * a missing or mistyped column raises :func:`models.serving.bad_request` (HTTP 400) naming the column.
+
+Request path: at load time the fitted pipeline is compiled to plain NumPy arrays
+(:mod:`models.churn_compiled`: the same probabilities, without scikit-learn's per-call validation and
+DataFrame copies), and the request's columns are read with :func:`models.churn_columns.coerce_arrays`
+(the same conversion and errors as training, without building an intermediate DataFrame). A pipeline
+the compiler does not support is scored by scikit-learn as before.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +36,11 @@ import numpy as np
 import pandas as pd
 
 from models.churn import SEGMENT_CUTS, ChurnClassifier, PlattCalibration, risk_segments
-from models.churn_columns import ID_COLUMN, FeatureSpec, FeatureTypeError, coerce_features
-from models.serving import as_frame, bad_request, require_columns, string_column
+from models.churn_columns import ID_COLUMN, FeatureSpec, FeatureTypeError, FrameColumns, coerce_arrays
+from models.churn_compiled import CompiledPipeline, UnsupportedPipeline, compile_pipeline
+from models.serving import as_frame, bad_request, require_columns
+
+logger = logging.getLogger(__name__)
 
 PIPELINE_ARTIFACT = "pipeline"
 CONFIG_ARTIFACT = "config"
@@ -85,6 +95,27 @@ def model_signature(input_example: pd.DataFrame, spec: FeatureSpec, target: str)
     return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
+def _is_missing(value) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return bool(np.isnan(value))
+    if isinstance(value, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(value))
+    return False
+
+
+def _ids(columns: FrameColumns) -> np.ndarray:
+    """The id column as strings (as :func:`models.serving.string_column`); a missing id is a bad request."""
+    values = columns.items(ID_COLUMN)
+    for row, value in enumerate(values):
+        if _is_missing(value):
+            raise bad_request(f"column {ID_COLUMN!r} has a missing value in row {row}")
+    ids = np.empty(len(values), dtype=object)
+    ids[:] = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
+    return ids
+
+
 class ChurnModel(mlflow.pyfunc.PythonModel):
     """Churn probability, risk segment and decision flag for each request row.
 
@@ -95,24 +126,50 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def __init__(self):
         self.classifier: ChurnClassifier | None = None
         self.config: dict = {}
+        self._compiled_for: ChurnClassifier | None = None
+        self._compiled: CompiledPipeline | None = None
 
     def load_context(self, context):
         self.classifier, self.config = load_classifier(context.artifacts[PIPELINE_ARTIFACT],
                                                        context.artifacts[CONFIG_ARTIFACT])
+        self.compiled()
+
+    def compiled(self) -> CompiledPipeline | None:
+        """The NumPy form of the current classifier's pipeline (None: scored by scikit-learn)."""
+        if self._compiled_for is not self.classifier:
+            self._compiled_for = self.classifier
+            try:
+                self._compiled = compile_pipeline(self.classifier.pipeline, self.classifier.spec)
+            except UnsupportedPipeline as exc:
+                logger.info("churn pipeline scored by scikit-learn (not compiled: %s)", exc)
+                self._compiled = None
+        return self._compiled
+
+    def probability(self, numeric: np.ndarray, categorical: list[np.ndarray]) -> np.ndarray:
+        classifier, compiled = self.classifier, self.compiled()
+        if compiled is None:
+            spec = classifier.spec
+            X = pd.DataFrame({**{c: numeric[:, i] for i, c in enumerate(spec.numeric)},
+                              **dict(zip(spec.categorical, categorical))})[spec.features]
+            return classifier.predict_proba(X)
+        p = compiled.predict_proba(numeric, categorical)
+        return p if classifier.calibration is None else classifier.calibration.apply(p)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ARG002
         spec = self.classifier.spec
         frame = as_frame(model_input)
-        require_columns(frame, [ID_COLUMN, *spec.features])
-        ids = string_column(frame, ID_COLUMN)
+        columns = FrameColumns(frame)
+        if any(c not in columns for c in (ID_COLUMN, *spec.features)):
+            require_columns(frame, [ID_COLUMN, *spec.features])
+        ids = _ids(columns)
         try:
-            X = coerce_features(frame, spec)
+            numeric, categorical = coerce_arrays(columns, spec)
         except FeatureTypeError as exc:
             raise bad_request(str(exc)) from None
         probability, segment, flag = output_columns(self.config.get("target", "churn"))
-        p = self.classifier.predict_proba(X) if len(X) else np.array([], dtype=float)
+        p = self.probability(numeric, categorical) if columns.rows else np.array([], dtype=float)
         return pd.DataFrame({
-            ID_COLUMN: ids.to_numpy(dtype=object),
+            ID_COLUMN: ids,
             probability: p.astype(float),
             segment: risk_segments(p, tuple(self.config.get("segment_cuts", SEGMENT_CUTS))),
             flag: p >= self.classifier.threshold,

@@ -2,8 +2,10 @@
 
 Artifact ``series``: a JSON file ``{"freq": ..., "confidence": 0.95, "series": [SeriesModel.to_dict(), ...]}``
 (orders, fitted parameters and the recent observations of each series; see :mod:`models.sarima`). At load
-every series' state-space model is rebuilt with its fixed parameters and filtered once, so a request only
-extends the filtered state.
+every series' state-space model is rebuilt with its fixed parameters and filtered once, and the forecast mean
+and standard error of the next ``MAX_HORIZON`` periods (in the transformed space) and their period labels are
+kept (:meth:`SeriesModel.prepare`). A request then only slices these, applies the normal quantile of its
+``confidence`` and the back-transform: the same numbers as a statsmodels forecast, without running one.
 
 Request rows ``{"category": str, "horizon": int}`` (1..36); param ``confidence`` (default 0.95). Response:
 one row per step, ``category, period (ISO start date), step, forecast, lower, upper``. An unknown category
@@ -35,6 +37,15 @@ def load_series(path: str | Path) -> dict[str, SeriesModel]:
     return {item["name"]: SeriesModel.from_dict(item) for item in data["series"]}
 
 
+def _categories(df: pd.DataFrame) -> list[str]:
+    """The ``category`` column as strings: as sent when every value is already a string (the usual request,
+    and much cheaper than converting), else through :func:`string_column` (numbers, missing values)."""
+    values = df["category"].tolist()
+    if all(type(v) is str for v in values):
+        return values
+    return string_column(df, "category").tolist()
+
+
 def _horizon(value, row: int) -> int:
     if isinstance(value, (bool, np.bool_)) or value is None:
         number = None
@@ -58,7 +69,7 @@ class SarimaForecaster(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.series = load_series(context.artifacts["series"])
         for model in self.series.values():
-            model.prepare()
+            model.prepare(MAX_HORIZON)
 
     @property
     def categories(self) -> list[str]:
@@ -77,16 +88,22 @@ class SarimaForecaster(mlflow.pyfunc.PythonModel):
         if df.empty:
             raise bad_request("no rows: send at least one {'category': ..., 'horizon': ...}")
         confidence = float_param(params, "confidence", DEFAULT_CONFIDENCE, 0.0, 1.0)
-        categories = string_column(df, "category")
+        categories = _categories(df)
         horizons = [_horizon(v, i) for i, v in enumerate(df["horizon"].tolist())]
         models = [self._model(c) for c in categories]
-        frames = []
+        names, periods, steps, means, lowers, uppers = [], [], [], [], [], []
         for category, horizon, model in zip(categories, horizons, models):
             forecast = model.forecast(horizon, confidence)
-            frames.append(pd.DataFrame({
-                "category": category, "period": model.periods(horizon), "step": np.arange(1, horizon + 1),
-                "forecast": forecast.mean, "lower": forecast.lower, "upper": forecast.upper}))
-        return pd.concat(frames, ignore_index=True)[OUTPUT_COLUMNS]
+            names += [category] * horizon
+            periods += model.periods(horizon)
+            steps.append(np.arange(1, horizon + 1))
+            means.append(forecast.mean)
+            lowers.append(forecast.lower)
+            uppers.append(forecast.upper)
+        # one frame built from whole columns (much cheaper than a frame per row and a concat)
+        return pd.DataFrame({"category": names, "period": periods, "step": np.concatenate(steps),
+                             "forecast": np.concatenate(means), "lower": np.concatenate(lowers),
+                             "upper": np.concatenate(uppers)}, columns=OUTPUT_COLUMNS)
 
     def forecast_from_history(self, category: str, history, steps: int, confidence: float = DEFAULT_CONFIDENCE):
         """Point forecasts of ``steps`` periods after ``history`` (the category's values from its first period)

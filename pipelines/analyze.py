@@ -28,30 +28,21 @@ logger = logging.getLogger(__name__)
 FAMILY = "analytics"
 
 
-def _whole_number(text: str) -> int:
-    try:
-        number = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not number.is_integer():
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    return int(number)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from pipelines import shop_analytics as sa
+    from pipelines.options import whole_number
 
     parser.add_argument("--data-dir", default=None,
                         help="folder with the canonical tables (default: <project>/data/generated)")
     parser.add_argument("--customer", default=None, help="also log this customer's spending profile")
     parser.add_argument("--reference-date", default=None,
                         help="end of the engagement window (default: the day after the last transaction or event)")
-    parser.add_argument("--window-days", type=_whole_number, default=sa.DEFAULT_WINDOW_DAYS,
+    parser.add_argument("--window-days", type=whole_number, default=sa.DEFAULT_WINDOW_DAYS,
                         help=f"engagement window in days before the reference date (default {sa.DEFAULT_WINDOW_DAYS})")
-    parser.add_argument("--min-interactions", type=_whole_number, default=sa.DEFAULT_MIN_INTERACTIONS,
+    parser.add_argument("--min-interactions", type=whole_number, default=sa.DEFAULT_MIN_INTERACTIONS,
                         help="a customer is engaged with a category with MORE than this many events on its "
                              f"products in the window (default {sa.DEFAULT_MIN_INTERACTIONS})")
-    parser.add_argument("--min-units", type=_whole_number, default=sa.DEFAULT_MIN_UNITS,
+    parser.add_argument("--min-units", type=whole_number, default=sa.DEFAULT_MIN_UNITS,
                         help="units a product must have sold to compete for the most profitable product "
                              f"(default {sa.DEFAULT_MIN_UNITS})")
     parser.add_argument("--confidence", type=float, default=sa.DEFAULT_CONFIDENCE,

@@ -20,6 +20,15 @@ Only the training periods (everything before the test) ever reach this module.
   log when every value is positive).
 * :func:`cv_score` fits a spec on each fold's training part (warm-started from the previous fold) and
   scores the forecast of the fold's validation window: MAPE, or sMAPE when the series has a zero.
+* Information-criterion screen (``ic_margin``, default ``IC_MARGIN`` = 2): each trial first fits its spec on
+  all training periods and computes the AICc, as auto.arima/pmdarima rank models. AICc values compare only
+  models of the same likelihood, i.e. the same transform and differencing (a *group*); a spec whose AICc is
+  more than ``ic_margin`` above the best AICc of its group seen so far is pruned without cross-validation
+  (Optuna state PRUNED, its ``aicc`` logged). The chosen model is the best rolling-origin score among the
+  completed specs whose AICc is within ``ic_margin`` of their group's final best: the AICc keeps the orders
+  the whole training history supports, the out-of-sample score decides among them and between groups
+  (transforms), which the AICc cannot compare. ``ic_margin=None`` turns the screen off (CV score only).
+  The full-data fits are kept and reused for the refit of the chosen spec.
 * :func:`choose_model` runs the Optuna study (via :func:`pipelines.study.run_study`, inside the active MLflow
   run) and walks the fallback chain seasonal -> non-seasonal ARIMA -> seasonal naive when a search is
   impossible, every trial fails, or no good trial can be refit; the reason is returned.
@@ -58,6 +67,7 @@ MAX_D = 1
 SEASONAL_STRENGTH_THRESHOLD = 0.64
 KPSS_ALPHA = 0.05
 REFIT_CANDIDATES = 5
+IC_MARGIN = 2.0  # AICc units: "substantial support" (Burnham & Anderson); None in the API turns the screen off
 
 
 @dataclass(frozen=True)
@@ -282,17 +292,76 @@ def cv_score(y_train: np.ndarray, spec: SarimaSpec, folds, metric: str) -> CVRes
     return CVResult(float(np.mean(values)), values, counts, not_converged)
 
 
-def make_objective(y_train: np.ndarray, plan: TuningPlan):
-    """An Optuna objective scoring specs by :func:`cv_score` on ``y_train`` only (a private copy).
+def aicc(fit: SarimaFit) -> float:
+    """The corrected AIC of a fit: ``aic + 2k(k+1)/(n-k-1)`` with ``n`` the observations in the likelihood
+    (after differencing) and ``k`` the estimated parameters; ``inf`` when ``n <= k + 1``."""
+    k = len(fit.params)
+    n = fit.n_obs - fit.spec.n_diff
+    return fit.aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else float("inf")
+
+
+def ic_group(spec: SarimaSpec) -> tuple[str, int, int]:
+    """Specs whose AICc values compare: the same transform and the same differencing (d, D)."""
+    return spec.transform, spec.order[1], spec.seasonal_order[1]
+
+
+class ICScreen:
+    """The AICc screen of one study (see the module docstring): full-data fits by spec, best AICc by group."""
+
+    def __init__(self, y_train: np.ndarray, margin: float | None = IC_MARGIN):
+        self.y = y_train
+        self.margin = margin
+        self.fits: dict[SarimaSpec, SarimaFit | FitError] = {}
+        self.best: dict[tuple[str, int, int], float] = {}
+
+    def fit(self, spec: SarimaSpec) -> SarimaFit:
+        """The spec fitted on all training periods (once; a failure is remembered and raised again)."""
+        if spec not in self.fits:
+            try:
+                self.fits[spec] = fit_sarima(self.y, spec)
+            except FitError as exc:
+                self.fits[spec] = exc
+        result = self.fits[spec]
+        if isinstance(result, FitError):
+            raise FitError(str(result))
+        return result
+
+    def check(self, spec: SarimaSpec) -> tuple[float, float]:
+        """AICc of ``spec`` and the best of its group so far (this one included); raises FitError."""
+        value = aicc(self.fit(spec))
+        group = ic_group(spec)
+        best = min(self.best.get(group, float("inf")), value)
+        self.best[group] = best
+        return value, best
+
+    def plausible(self, spec: SarimaSpec) -> bool:
+        """Within the margin of its group's best AICc (always true without a screen or a full-data fit)."""
+        fit = self.fits.get(spec)
+        if self.margin is None or not isinstance(fit, SarimaFit):
+            return True
+        return aicc(fit) <= self.best.get(ic_group(spec), float("inf")) + self.margin
+
+
+def make_objective(y_train: np.ndarray, plan: TuningPlan, ic_margin: float | None = IC_MARGIN):
+    """An Optuna objective scoring specs by :func:`cv_score` on ``y_train`` only (a private copy), after the
+    AICc screen (``ic_margin``; None for none). Its ``screen`` attribute holds the :class:`ICScreen`.
 
     A spec the sampler proposes again is not refitted: its score (or its failure) is reused.
     """
     y = np.array(y_train, dtype=float, copy=True)
     cache: dict[SarimaSpec, CVResult | FitError] = {}
+    screen = ICScreen(y, ic_margin)
 
     def objective(trial: optuna.Trial) -> float:
         spec = suggest_spec(trial, plan)
         trial.set_user_attr("spec", spec.label())
+        if ic_margin is not None:
+            value, best = screen.check(spec)  # a spec that cannot be fitted on all periods fails here
+            trial.set_user_attr("aicc", value)
+            if value > best + ic_margin:
+                raise optuna.TrialPruned(f"AICc {value:.2f} is more than {ic_margin:g} above the best {best:.2f} "
+                                         f"of its group (transform {spec.transform}, d={spec.order[1]}, "
+                                         f"D={spec.seasonal_order[1]})")
         if spec not in cache:
             try:
                 cache[spec] = cv_score(y, spec, plan.folds, plan.metric)
@@ -310,6 +379,7 @@ def make_objective(y_train: np.ndarray, plan: TuningPlan):
             trial.set_user_attr(f"val_{plan.metric}_fold{i + 1}", value)
         return result.value
 
+    objective.screen = screen
     return objective
 
 
@@ -329,10 +399,14 @@ class SeriesChoice:
         return self.spec.label() if self.spec else "seasonal naive"
 
 
-def _refit_best(y_train: np.ndarray, study: StudyResult, plan: TuningPlan) -> tuple[SarimaSpec, SarimaFit] | None:
-    """The best completed trial whose spec fits all training periods (trying the top few)."""
+def _refit_best(y_train: np.ndarray, study: StudyResult, plan: TuningPlan,
+                screen: ICScreen | None = None) -> tuple[SarimaSpec, SarimaFit] | None:
+    """The best completed trial whose spec fits all training periods (trying the top few); with a ``screen``,
+    among the specs within its margin of their group's final best AICc first (the others after them)."""
     complete = [t for t in study.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     complete.sort(key=lambda t: t.values[0])
+    screen = screen or ICScreen(y_train, None)
+    complete.sort(key=lambda t: not screen.plausible(spec_from_params(t.params, plan)))  # stable: by score inside
     seen = set()
     for trial in complete:
         spec = spec_from_params(trial.params, plan)
@@ -342,7 +416,7 @@ def _refit_best(y_train: np.ndarray, study: StudyResult, plan: TuningPlan) -> tu
         if len(seen) > REFIT_CANDIDATES:
             break
         try:
-            return spec, fit_sarima(y_train, spec)
+            return spec, screen.fit(spec)
         except FitError as exc:
             logger.warning("refit of trial %d (%s) on all training periods failed: %s", trial.number, spec.label(), exc)
     return None
@@ -350,7 +424,8 @@ def _refit_best(y_train: np.ndarray, study: StudyResult, plan: TuningPlan) -> tu
 
 def choose_model(name: str, y_train: np.ndarray, season: int, horizon: int, *, n_trials: int | None,
                  timeout: float | None, seed: int, storage: str | None, study_name: str,
-                 baseline: dict[str, float] | None, differencing: str = "tests") -> SeriesChoice:
+                 baseline: dict[str, float] | None, differencing: str = "tests",
+                 ic_margin: float | None = IC_MARGIN) -> SeriesChoice:
     """Tune ``y_train`` inside the active MLflow run; see the module docstring for the fallback chain.
 
     The first study runs in the active run (with the baseline); a fallback study runs in a nested run of
@@ -367,20 +442,21 @@ def choose_model(name: str, y_train: np.ndarray, season: int, horizon: int, *, n
         logger.info("series %s: %s", name, plan.describe())
         kwargs = dict(study_name=f"{study_name}-{plan.mode}", metrics=plan.metric, directions="minimize",
                       n_trials=n_trials, timeout=remaining, seed=seed, storage=storage)
+        objective = make_objective(y, plan, ic_margin)
         try:
             if first:
-                study = run_study(make_objective(y, plan), baseline=baseline, enqueue=starting_params(plan), **kwargs)
+                study = run_study(objective, baseline=baseline, enqueue=starting_params(plan), **kwargs)
             else:
                 with mlflow.start_run(run_name=f"{name}-{plan.mode}", nested=True,
                                       tags={"series": name, "fallback_study": plan.mode}):
-                    study = run_study(make_objective(y, plan), enqueue=starting_params(plan), **kwargs)
+                    study = run_study(objective, enqueue=starting_params(plan), **kwargs)
         except StudyFailedError as exc:
             reasons.append(f"{plan.mode} search failed: {exc}")
             study = None
         first = False
         if study is not None:
             studies.append(study)
-            refit = _refit_best(y, study, plan)
+            refit = _refit_best(y, study, plan, objective.screen)
             if refit is not None:
                 spec, fit = refit
                 return SeriesChoice("sarima", plan, spec, fit, "; ".join(reasons), studies)

@@ -95,39 +95,45 @@ class _TrackedObjective:
 
     def __call__(self, trial: optuna.Trial):
         t0 = time.monotonic()
-        with mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True,
-                              tags={"trial_number": str(trial.number)}) as child:
-            state, status, error, values = "COMPLETE", "FINISHED", None, None
+        mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True, tags={"trial_number": str(trial.number)})
+        state, status, error, values = "COMPLETE", "FINISHED", None, None
+        try:
+            values = self.objective(trial)
+            vals = values if isinstance(values, (list, tuple)) else [values]
+            if not all(math.isfinite(float(v)) for v in vals):
+                raise ValueError(f"objective returned a non-finite value {values!r}")
+            return values
+        except optuna.TrialPruned:
+            state, status = "PRUNED", "KILLED"
+            raise
+        except Exception as exc:
+            state, status, error = "FAIL", "FAILED", f"{type(exc).__name__}: {exc}"
+            raise
+        except BaseException as exc:  # Ctrl-C or SIGTERM during the trial: the study stops here
+            state, status, error = "INTERRUPTED", "KILLED", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
             try:
-                values = self.objective(trial)
-                vals = values if isinstance(values, (list, tuple)) else [values]
-                if not all(math.isfinite(float(v)) for v in vals):
-                    raise ValueError(f"objective returned a non-finite value {values!r}")
-                return values
-            except optuna.TrialPruned:
-                state, status = "PRUNED", "KILLED"
-                raise
-            except Exception as exc:
-                state, status, error = "FAIL", "FAILED", f"{type(exc).__name__}: {exc}"
-                raise
-            finally:
-                client = mlflow.MlflowClient()
-                if trial.params:
-                    mlflow.log_params(trial.params)
-                metrics = {"duration_s": time.monotonic() - t0}
-                if values is not None and state == "COMPLETE":
-                    vals = values if isinstance(values, (list, tuple)) else [values]
-                    metrics.update({f"val_{m}": _metric_value(v) for m, v in zip(self.metrics, vals)})
-                numbers, texts = _user_attrs(trial)
-                metrics.update(numbers)
-                mlflow.log_metrics(metrics)
-                if texts:
-                    mlflow.set_tags(texts)
-                mlflow.set_tag("trial_state", state)
-                if error:
-                    mlflow.set_tag("error", error[:4000])
-                client.set_terminated(child.info.run_id, status)
-                self._progress(trial.number, state, values, error, time.monotonic() - t0)
+                self._log_trial(trial, state, values, error, t0)
+            finally:  # ended here, not by a `with` block, which would mark pruned and interrupted trials FAILED
+                mlflow.end_run(status)
+            self._progress(trial.number, state, values, error, time.monotonic() - t0)
+
+    def _log_trial(self, trial: optuna.Trial, state: str, values, error: str | None, t0: float) -> None:
+        if trial.params:
+            mlflow.log_params(trial.params)
+        metrics = {"duration_s": time.monotonic() - t0}
+        if values is not None and state == "COMPLETE":
+            vals = values if isinstance(values, (list, tuple)) else [values]
+            metrics.update({f"val_{m}": _metric_value(v) for m, v in zip(self.metrics, vals)})
+        numbers, texts = _user_attrs(trial)
+        metrics.update(numbers)
+        mlflow.log_metrics(metrics)
+        if texts:
+            mlflow.set_tags(texts)
+        mlflow.set_tag("trial_state", state)
+        if error:
+            mlflow.set_tag("error", error[:4000])
 
     def _progress(self, number, state, values, error, seconds):
         total = f"/{self.n_trials}" if self.n_trials else ""
@@ -136,6 +142,8 @@ class _TrackedObjective:
             detail = " ".join(f"val_{m}={float(v):.4f}" for m, v in zip(self.metrics, vals))
         elif state == "FAIL":
             detail = f"failed: {error}"
+        elif state == "INTERRUPTED":
+            detail = f"({error})"
         else:
             detail = "pruned"
         logger.info("trial %d%s %s %s (%.1fs, %.0fs elapsed)", number + 1, total, state.lower(), detail,
@@ -242,14 +250,19 @@ def _log_study_figures(study: optuna.Study, metrics: list[str]) -> None:
     matplotlib.use("Agg")
     from optuna.visualization import matplotlib as ovm
 
-    with warnings.catch_warnings():
+    import matplotlib.pyplot as plt
+
+    n_complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    # Optuna's plots switch the global style to ggplot; the rc context puts the user's style back afterwards.
+    with warnings.catch_warnings(), plt.rc_context():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # Conditional search spaces (a parameter used by one branch only) make the importance evaluator warn.
         warnings.filterwarnings("ignore", message="Some regimes for parameter", category=UserWarning)
         figures = {}
         if len(metrics) == 1:
             figures["optimization_history"] = lambda: ovm.plot_optimization_history(study, target_name=f"val_{metrics[0]}")
-            figures["param_importances"] = lambda: ovm.plot_param_importances(study)
+            if n_complete >= 2:  # importances need at least two completed trials
+                figures["param_importances"] = lambda: ovm.plot_param_importances(study)
         else:
             figures["pareto_front"] = lambda: ovm.plot_pareto_front(study, target_names=[f"val_{m}" for m in metrics])
             for i, m in enumerate(metrics):

@@ -21,7 +21,6 @@ beats the popularity baseline on test precision@k (the registration gate), and p
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -46,37 +45,16 @@ def default_trial(n_products: int) -> dict:
             "half_life_days": 2000.0, "w_product_view": 0.0, "w_add_to_cart": 0.0}
 
 
-def _whole_number(text: str) -> int:
-    """An integer option that also takes ``50.0`` (MLproject passes float parameters as written)."""
-    try:
-        number = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not number.is_integer():
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    return int(number)
-
-
 def add_arguments(parser) -> None:
+    from pipelines.options import add_study_options, whole_number
     from pipelines.recommender_training import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS
 
-    # Empty strings mean "not set" (MLproject passes '' for an unset string parameter).
-    parser.add_argument("--data-dir", default="",
-                        help="folder with the canonical tables (default: <project>/data/generated)")
-    parser.add_argument("--n-trials", type=_whole_number, default=DEFAULT_N_TRIALS,
-                        help=f"Optuna trials (default {DEFAULT_N_TRIALS})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"stop starting trials after this many seconds, 0 = no limit (default {DEFAULT_TIMEOUT})")
-    parser.add_argument("--seed", type=_whole_number, default=42, help="sampler seed (default 42)")
-    parser.add_argument("--storage", default="",
-                        help="Optuna storage URL (sqlite:///study.db, postgresql://...) to resume or share the "
-                             "study; default in-memory")
-    parser.add_argument("--k", type=_whole_number, default=10,
+    add_study_options(parser, n_trials=DEFAULT_N_TRIALS, timeout=DEFAULT_TIMEOUT, study_name="itemcf")
+    parser.add_argument("--k", type=whole_number, default=10,
                         help="length of the recommendation lists scored, 1..100 (default 10)")
-    parser.add_argument("--study-name", default="itemcf", help="Optuna study name (default itemcf)")
-    parser.add_argument("--test-days", type=_whole_number, default=DEFAULT_TEST_DAYS,
+    parser.add_argument("--test-days", type=whole_number, default=DEFAULT_TEST_DAYS,
                         help=f"days at the end of the data held out as the test window (default {DEFAULT_TEST_DAYS})")
-    parser.add_argument("--val-days", type=_whole_number, default=DEFAULT_VAL_DAYS,
+    parser.add_argument("--val-days", type=whole_number, default=DEFAULT_VAL_DAYS,
                         help=f"days before the test window used to tune (default {DEFAULT_VAL_DAYS})")
 
 

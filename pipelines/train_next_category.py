@@ -44,38 +44,20 @@ PYFUNC_FILE = Path(__file__).resolve().parent.parent / "models" / "next_category
 MIN_ROWS = 20
 
 
-def _whole_number(text: str) -> int:
-    try:
-        number = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not number.is_integer():
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    return int(number)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from models.next_category import DEFAULT_LOOKBACK_DAYS
+    from pipelines.options import add_study_options, whole_number
 
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the canonical tables (default: <project>/data/generated)")
-    parser.add_argument("--n-trials", type=_whole_number, default=DEFAULT_N_TRIALS,
-                        help=f"Optuna trials (default {DEFAULT_N_TRIALS})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"stop starting trials after this many seconds, 0 = no limit (default {DEFAULT_TIMEOUT})")
-    parser.add_argument("--seed", type=_whole_number, default=42, help="sampler seed (default 42)")
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (sqlite:///study.db, ...) to resume or share the study; default in-memory")
-    parser.add_argument("--study-name", default="next-category", help="Optuna study name (default next-category)")
-    parser.add_argument("--horizon-days", type=_whole_number, default=DEFAULT_HORIZON_DAYS,
+    add_study_options(parser, n_trials=DEFAULT_N_TRIALS, timeout=DEFAULT_TIMEOUT, study_name="next-category")
+    parser.add_argument("--horizon-days", type=whole_number, default=DEFAULT_HORIZON_DAYS,
                         help=f"the label is the first purchase's category in this many days after the cutoff "
                              f"(default {DEFAULT_HORIZON_DAYS})")
     parser.add_argument("--cutoff", default=None,
                         help="test cutoff date T (default: the day after the last purchase minus the horizon)")
-    parser.add_argument("--snapshots", type=_whole_number, default=DEFAULT_SNAPSHOTS,
+    parser.add_argument("--snapshots", type=whole_number, default=DEFAULT_SNAPSHOTS,
                         help="monthly-spaced training snapshots (one per horizon) stacked for tuning and for the "
                              f"refit (default {DEFAULT_SNAPSHOTS})")
-    parser.add_argument("--lookback-days", type=_whole_number, default=DEFAULT_LOOKBACK_DAYS,
+    parser.add_argument("--lookback-days", type=whole_number, default=DEFAULT_LOOKBACK_DAYS,
                         help=f"history read before each cutoff, in days (default {DEFAULT_LOOKBACK_DAYS})")
 
 

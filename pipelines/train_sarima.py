@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 FAMILY = "sarima"
 DEFAULT_N_TRIALS = 40
 DEFAULT_TIMEOUT = 900
+DEFAULT_IC_MARGIN = 2.0  # the AICc screen's margin (pipelines.sarima_tuning.IC_MARGIN; see docs/sarima.md)
 ROUND_TRIP_STEPS = 12
 ROUND_TRIP_RTOL = 1e-8
 SHOP_MODEL = "storefront-sarima"
@@ -78,6 +79,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--differencing", default="tests", choices=["tests", "search"],
                         help="tests: d and D from the KPSS and seasonal-strength tests (default); search: let "
                              "Optuna choose them too")
+    parser.add_argument("--ic-margin", type=ic_margin_arg, default=DEFAULT_IC_MARGIN,
+                        help="AICc screen: prune specs more than this many AICc units above the best of their "
+                             "transform and differencing, and choose among those within it by the CV score "
+                             "(default 2; 'off' for the CV score alone)")
+
+
+def ic_margin_arg(text: str) -> float | None:
+    """``--ic-margin``: a non-negative number, or ``off``/``none`` (no AICc screen)."""
+    if str(text).strip().lower() in ("off", "none", ""):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"--ic-margin must be a non-negative number or 'off', got {text!r}")
+    return value
 
 
 def slug(name: str) -> str:
@@ -122,7 +140,7 @@ def _budget(deadline: float | None, remaining_series: int) -> float | None:
 
 
 def _process_series(name, values, season, test_periods, freq, *, n_trials, timeout, seed, storage, study_name,
-                    differencing) -> SeriesOutcome:
+                    differencing, ic_margin=DEFAULT_IC_MARGIN) -> SeriesOutcome:
     """Tune, score and export one series inside its own nested run (the active run when called)."""
     import mlflow
     import numpy as np
@@ -150,7 +168,7 @@ def _process_series(name, values, season, test_periods, freq, *, n_trials, timeo
     baseline_scores, _ = report.score_forecast(y_train, y_test, naive, season)
     choice = choose_model(name, y_train, season, n_test, n_trials=n_trials, timeout=timeout, seed=seed,
                           storage=storage, study_name=f"{study_name}-{slug(name)}", baseline=baseline_scores,
-                          differencing=differencing)
+                          differencing=differencing, ic_margin=ic_margin)
     if choice.kind == SARIMA:
         forecast = forecast_sarima(y_train, choice.spec, choice.train_fit.params, n_test)
         fitted = fitted_values(y_train, choice.spec, choice.train_fit.params)
@@ -376,7 +394,7 @@ def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_
           timeout: float | None = DEFAULT_TIMEOUT, seed: int = 42, storage: str | None = None, freq: str = "M",
           test_periods: int | None = None, series: str | Path | None = None, date_column: str | None = None,
           value_column: str | None = None, id_column: str | None = None, registered_model: str | None = None,
-          study_name: str = "sarima", differencing: str = "tests"):
+          study_name: str = "sarima", differencing: str = "tests", ic_margin: float | None = DEFAULT_IC_MARGIN):
     """Run the whole entry point (see the module docstring); returns the :class:`pipelines.runs.TrainResult`."""
     import math
 
@@ -408,7 +426,8 @@ def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_
     deadline = time.monotonic() + timeout if timeout else None
 
     params = {"freq": freq, "season": season, "test_periods": test_periods, "n_trials_per_series": n_trials,
-              "timeout": timeout or "", "seed": seed, "differencing": differencing, "n_series": len(series_set.series),
+              "timeout": timeout or "", "seed": seed, "differencing": differencing,
+              "ic_margin": "off" if ic_margin is None else ic_margin, "n_series": len(series_set.series),
               "source": series_set.source}
     tags = {"model_type": "SARIMA per series", **{f"data.{k}": v for k, v in series_set.notes.items()}}
     if model_name:
@@ -427,7 +446,7 @@ def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_
                     outcome = _process_series(
                         name, values, season, test_periods, freq, n_trials=n_trials,
                         timeout=_budget(deadline, len(names) - i), seed=seed, storage=storage, study_name=study_name,
-                        differencing=differencing)
+                        differencing=differencing, ic_margin=ic_margin)
                 except Exception as exc:  # noqa: BLE001 - one odd series never stops the job
                     logger.exception("series %s failed; serving its seasonal naive forecast", name)
                     outcome = _fallback_outcome(name, values, season, freq, exc)
@@ -483,7 +502,7 @@ def train_from_args(args: argparse.Namespace):
                  series=args.series or None, date_column=args.date_column or None,
                  value_column=args.value_column or None, id_column=args.id_column or None,
                  registered_model=args.registered_model or None, study_name=args.study_name or "sarima",
-                 differencing=args.differencing or "tests")
+                 differencing=args.differencing or "tests", ic_margin=getattr(args, "ic_margin", DEFAULT_IC_MARGIN))
 
 
 def run(args) -> int:

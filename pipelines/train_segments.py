@@ -40,29 +40,13 @@ VALIDATION_FRACTION = 0.25
 PYFUNC_FILE = Path(__file__).resolve().parent.parent / "models" / "segments_pyfunc.py"
 
 
-def _whole_number(text: str) -> int:
-    try:
-        number = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not number.is_integer():
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    return int(number)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the canonical tables (default: <project>/data/generated)")
-    parser.add_argument("--n-trials", type=_whole_number, default=DEFAULT_N_TRIALS,
-                        help=f"Optuna trials (default {DEFAULT_N_TRIALS})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"stop starting trials after this many seconds, 0 = no limit (default {DEFAULT_TIMEOUT})")
-    parser.add_argument("--seed", type=_whole_number, default=42, help="sampler, split and K-Means seed (default 42)")
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (sqlite:///study.db, ...) to resume or share the study; default in-memory")
-    parser.add_argument("--study-name", default="segments", help="Optuna study name (default segments)")
-    parser.add_argument("--min-k", type=_whole_number, default=2, help="smallest number of segments tried (default 2)")
-    parser.add_argument("--max-k", type=_whole_number, default=10, help="largest number of segments tried (default 10)")
+    from pipelines.options import add_study_options, whole_number
+
+    add_study_options(parser, n_trials=DEFAULT_N_TRIALS, timeout=DEFAULT_TIMEOUT, study_name="segments",
+                      seed_help="sampler, split and K-Means seed")
+    parser.add_argument("--min-k", type=whole_number, default=2, help="smallest number of segments tried (default 2)")
+    parser.add_argument("--max-k", type=whole_number, default=10, help="largest number of segments tried (default 10)")
     parser.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION,
                         help=f"share of customers held out for the test silhouette (default {DEFAULT_TEST_FRACTION})")
     parser.add_argument("--reference-date", default=None,

@@ -83,29 +83,20 @@ def _optional(value):
 
 
 def add_arguments(parser) -> None:
+    from pipelines.options import add_study_options, whole_number
     from pipelines.recommender_training import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS
 
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the canonical tables (default: <project>/data/generated)")
-    parser.add_argument("--n-trials", type=int, default=DEFAULT_N_TRIALS,
-                        help=f"Optuna trials (default {DEFAULT_N_TRIALS})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"stop starting trials after this many seconds, 0 = no limit (default {DEFAULT_TIMEOUT})")
-    parser.add_argument("--seed", type=int, default=42, help="sampler and model seed (default 42)")
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (sqlite:///study.db, postgresql://...) to resume or share the "
-                             "study; default in-memory")
-    parser.add_argument("--k", type=int, default=10, help="length of the recommendation lists scored (default 10)")
+    add_study_options(parser, n_trials=DEFAULT_N_TRIALS, timeout=DEFAULT_TIMEOUT, study_name=None,
+                      seed_help="sampler and model seed")
+    parser.add_argument("--k", type=whole_number, default=10, help="length of the recommendation lists scored (default 10)")
     parser.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=OBJECTIVES,
                         help="what the study optimises: rmse (held-out ratings), precision (validation "
                              f"precision@k, negatives sampled) or multi (both, Pareto front) (default {DEFAULT_OBJECTIVE})")
-    parser.add_argument("--study-name", default=None,
-                        help="Optuna study name (default svdpp-<objective>)")
-    parser.add_argument("--tuning-customers", type=int, default=0,
+    parser.add_argument("--tuning-customers", type=whole_number, default=0,
                         help="fit the tuning trials on this many randomly chosen customers, 0 = all (default 0)")
-    parser.add_argument("--test-days", type=int, default=DEFAULT_TEST_DAYS,
+    parser.add_argument("--test-days", type=whole_number, default=DEFAULT_TEST_DAYS,
                         help=f"days at the end of the data held out as the test window (default {DEFAULT_TEST_DAYS})")
-    parser.add_argument("--val-days", type=int, default=DEFAULT_VAL_DAYS,
+    parser.add_argument("--val-days", type=whole_number, default=DEFAULT_VAL_DAYS,
                         help=f"days before the test window used to tune (default {DEFAULT_VAL_DAYS})")
 
 

@@ -11,6 +11,34 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 
+# MLflow exports what the test process set (``set_registry_uri`` writes MLFLOW_REGISTRY_URI, ``set_experiment``
+# MLFLOW_EXPERIMENT_ID): a child process must not inherit a store or experiment of another test.
+_MLFLOW_STATE = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME",
+                 "MLFLOW_RUN_ID")
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment for a subprocess: no inherited MLflow state, the venv's bin first on PATH."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in _MLFLOW_STATE}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(name="child_env")
+def child_env_fixture():
+    """:func:`child_env` for tests: ``child_env(MLFLOW_TRACKING_URI=..., STOREFRONT_HOME=...)``."""
+    return child_env
+
+
+@pytest.fixture(scope="module")
+def module_child_env():
+    """:func:`child_env` for module-scoped fixtures."""
+    return child_env
+
+
 def _point_mlflow_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import mlflow
 
@@ -28,6 +56,17 @@ def _point_mlflow_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def _session_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("storefront-home")
+
+
+@pytest.fixture(scope="module")
+def tracking_home(_session_home) -> Path:
+    """The session's tracking store for a whole module (module-scoped fixtures that train need it)."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as mp:
+        yield _point_mlflow_at(_session_home, mp)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
 
 
 @pytest.fixture
@@ -68,8 +107,7 @@ def serve_mlflow_server(tmp_path):
     store = tmp_path / "server"
     store.mkdir()
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = child_env()
     log = open(store / "server.log", "w")
     proc = subprocess.Popen(
         [str(Path(bin_dir) / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),

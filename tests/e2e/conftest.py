@@ -27,8 +27,10 @@ class Server:
     def __init__(self, model_uri: str, tracking_uri: str, log_path: Path, workers: int = 1):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               "MLFLOW_TRACKING_URI": tracking_uri}
+        # no MLflow state inherited from the test process (a leaked MLFLOW_REGISTRY_URI would resolve
+        # models:/ URIs in another store)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env.update(PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", MLFLOW_TRACKING_URI=tracking_uri)
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
             ["mlflow", "models", "serve", "-m", model_uri, "-p", str(self.port), "--host", "127.0.0.1",

@@ -7,7 +7,6 @@ versions. Then `mlflow models serve` answers for the recommender, churn and SARI
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -23,9 +22,8 @@ VENV_BIN = Path(sys.executable).parent
 MODELS = ("storefront-itemcf", "storefront-svdpp", "storefront-churn", "storefront-sarima", "storefront-recommender")
 
 
-def _main(home: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-           "STOREFRONT_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
+def _main(home: Path, cwd: Path, child_env) -> subprocess.CompletedProcess:
+    env = child_env(STOREFRONT_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}")
     return subprocess.run([str(VENV_BIN / "storefront"), "main", "--quick"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900)
 
@@ -35,16 +33,16 @@ def _aliases(client, name: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory):
+def shop(tmp_path_factory, module_child_env):
     """The project home after two runs of the main job: (home, tracking uri, first run, second run, aliases after 1)."""
     home = tmp_path_factory.mktemp("main-home")
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     uri = f"sqlite:///{home / 'mlflow.db'}"
-    first = _main(home, elsewhere)
+    first = _main(home, elsewhere, module_child_env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     after_first = {name: _aliases(client, name) for name in MODELS}
-    second = _main(home, elsewhere)
+    second = _main(home, elsewhere, module_child_env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-5000:]
     return home, uri, first, second, after_first
 
@@ -150,8 +148,18 @@ def test_served_churn_model(shop, serve):
     uri = shop[1]
     model_uri = "models:/storefront-churn@champion"
     server = serve(model_uri, uri)
-    mlflow.set_tracking_uri(uri)
-    example = mlflow.models.Model.load(model_uri).load_input_example(mlflow.artifacts.download_artifacts(model_uri))
+    with pytest.MonkeyPatch.context() as mp:  # read the model's input example from the main job's store
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_REGISTRY_URI", uri)
+        previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            local = mlflow.artifacts.download_artifacts(model_uri)
+        finally:
+            mlflow.set_tracking_uri(previous[0])
+            mlflow.set_registry_uri(previous[1])
+    example = mlflow.models.Model.load(local).load_input_example(local)
     records = example.head(2).astype(object).where(example.head(2).notna(), None).to_dict("records")
 
     answer = server.invoke({"dataframe_records": records})

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -13,15 +11,12 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
-def test_mlflow_run_generate_data_writes_the_tables_and_logs_them_as_inputs(tmp_path):
+def test_mlflow_run_generate_data_writes_the_tables_and_logs_them_as_inputs(tmp_path, child_env):
     home = tmp_path / "home"
     uri = f"sqlite:///{home / 'mlflow.db'}"
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "STOREFRONT_HOME": str(home),
-           "MLFLOW_TRACKING_URI": uri}
-    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    env = child_env(STOREFRONT_HOME=str(home), MLFLOW_TRACKING_URI=uri)
     done = subprocess.run(
         ["mlflow", "run", str(ROOT), "-e", "generate_data", "--env-manager", "local",
          "-P", "customers=60", "-P", "products=15", "-P", "years=1", "-P", f"output_dir={tmp_path / 'data'}"],

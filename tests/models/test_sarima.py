@@ -137,3 +137,104 @@ class TestFallbackPlans:
         assert plan.mode == SEASONAL
         assert {D for _, _, D in plan.differencing} == {1}
         assert all(end <= 48 for _, end in plan.folds)
+
+
+@pytest.mark.parametrize("transform", ["none", "log"])
+def test_prepared_forecasts_equal_statsmodels_for_any_confidence(transform):
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    y = seasonal_series(72, seed=3)
+    spec = SarimaSpec((1, 1, 1), (0, 1, 1, 12), "n", transform)
+    fit = fit_sarima(y, spec)
+    served = SeriesModel.from_dict(export_sarima("A", y, spec, fit, freq="M", last_period="2024-12-01").to_dict())
+    served.prepare()  # precomputes 36 steps; later forecasts only slice them
+    values = np.log(y) if transform == "log" else y
+    results = SARIMAX(values, order=spec.order, seasonal_order=spec.seasonal_order, trend=spec.trend).filter(fit.params)
+    back = np.exp if transform == "log" else (lambda v: v)
+    for steps, confidence in ((1, 0.95), (12, 0.8), (36, 0.5), (7, 0.99), (20, 0.123)):
+        prediction = results.get_forecast(steps)
+        bounds = np.asarray(prediction.conf_int(alpha=1 - confidence))
+        got = served.forecast(steps, confidence)
+        np.testing.assert_allclose(got.mean, back(np.asarray(prediction.predicted_mean)), rtol=1e-9, atol=0)
+        np.testing.assert_allclose(got.lower, back(bounds[:, 0]), rtol=1e-9, atol=0)
+        np.testing.assert_allclose(got.upper, back(bounds[:, 1]), rtol=1e-9, atol=0)
+    # beyond the precomputed steps the forecast is computed (and kept), not truncated
+    longer = served.forecast(40, 0.9)
+    assert longer.mean.size == 40 and len(served.periods(40)) == 40
+    np.testing.assert_allclose(longer.mean, forecast_sarima(y, spec, fit.params, 40, 0.9).mean, rtol=1e-9)
+
+
+def test_prepared_forecasts_are_copies_of_the_cached_moments():
+    y = seasonal_series(60)
+    spec = SarimaSpec((1, 0, 0), (0, 1, 0, 12), "c", "none")
+    served = export_sarima("A", y, spec, fit_sarima(y, spec), freq="M", last_period="2024-12-01").prepare()
+    first = served.forecast(6, 0.9)
+    expected = first.mean.copy()
+    first.mean[:] = 0.0
+    first.lower[:] = 0.0
+    served.periods(3)[0] = "changed"
+    np.testing.assert_array_equal(served.forecast(6, 0.9).mean, expected)
+    assert served.periods(1) == ["2025-01-01"]
+
+
+def test_aicc_screen_prunes_implausible_specs_and_the_choice_is_the_best_cv_among_plausible_ones():
+    import optuna
+
+    from pipelines.sarima_tuning import ICScreen, _refit_best, aicc, make_objective, plan_series
+    from pipelines.study import StudyResult
+
+    y = seasonal_series(72, seed=5)
+    plan = plan_series(y, 12, 12)
+    good = SarimaSpec((1, plan.orders_for("none")[0], 0), (0, plan.orders_for("none")[1], 1, 12), "c", "none")
+    fit = fit_sarima(y, good)
+    k, n = len(fit.params), y.size - good.n_diff
+    assert aicc(fit) == pytest.approx(fit.aic + 2 * k * (k + 1) / (n - k - 1))
+
+    objective = make_objective(y, plan, ic_margin=2.0)
+    study = optuna.create_study()
+    for params in ({"p": 1, "q": 0, "seasonal": "0,1", "trend": "c", "transform": "none"},
+                   {"p": 0, "q": 0, "seasonal": "0,0", "trend": "n", "transform": "none"},
+                   {"p": 0, "q": 0, "seasonal": "0,0", "trend": "n", "transform": "log"}):
+        study.enqueue_trial(params)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study.optimize(objective, n_trials=3)
+    states = [t.state.name for t in study.trials]
+    # the white-noise spec is far worse by AICc than the first one of the same group: pruned, never CV-scored;
+    # the log spec is the first of its own group (another likelihood), so it is cross-validated
+    assert states == ["COMPLETE", "PRUNED", "COMPLETE"]
+    assert all("aicc" in t.user_attrs for t in study.trials)
+    screen = objective.screen
+    assert isinstance(screen, ICScreen) and set(screen.best) == {("none", *plan.orders_for("none")),
+                                                                  ("log", *plan.orders_for("log"))}
+    spec, chosen = _refit_best(y, StudyResult(study, [study.best_trial], 2, 1, 0), plan, screen)
+    assert chosen is screen.fits[spec]  # the full-data fit is reused, not refitted
+    best_cv = min((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    assert spec.transform == best_cv.params["transform"]
+
+
+def test_refit_prefers_the_best_cv_score_among_specs_within_the_aicc_margin():
+    import optuna
+
+    from pipelines.sarima_tuning import ICScreen, _refit_best, aicc, plan_series
+    from pipelines.study import StudyResult
+
+    y = seasonal_series(72, seed=5)
+    plan = plan_series(y, 12, 12)
+    d, D = plan.orders_for("none")
+    rich, poor = (SarimaSpec((1, d, 0), (0, D, 1, 12), "c", "none"), SarimaSpec((0, d, 0), (0, D, 0, 12), "n", "none"))
+    screen = ICScreen(y, 2.0)
+    for spec in (rich, poor):
+        screen.check(spec)
+    assert aicc(screen.fits[poor]) > aicc(screen.fits[rich]) + 2  # poor is implausible by AICc
+    study = optuna.create_study()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    values = {0: 0.5, 1: 0.1}  # ... but has the better (made-up) CV score
+    for p, q, seasonal, trend in ((1, 0, "0,1", "c"), (0, 0, "0,0", "n")):
+        study.enqueue_trial({"p": p, "q": q, "seasonal": seasonal, "trend": trend, "transform": "none"})
+    study.optimize(lambda t: (t.suggest_int("p", 0, 3), t.suggest_int("q", 0, 3),
+                              t.suggest_categorical("seasonal", list(plan.seasonal_forms)),
+                              t.suggest_categorical("trend", list(plan.trends)),
+                              t.suggest_categorical("transform", ["none"])) and values[t.number], n_trials=2)
+    result = StudyResult(study, [study.best_trial], 2, 0, 0)
+    assert _refit_best(y, result, plan, screen)[0] == rich
+    assert _refit_best(y, result, plan, ICScreen(y, None))[0] == poor  # without the screen: best CV score

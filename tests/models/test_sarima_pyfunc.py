@@ -32,9 +32,12 @@ def saved(tmp_path_factory):
     books = export_sarima("Books", y, spec, fit, freq="M", last_period="2025-12-01")
     flat = export_seasonal_naive("Flat", np.full(20, 5.0), freq="M", season=12, last_period="2025-12-01",
                                  reason="constant series")
+    garden_spec = SarimaSpec((0, 1, 1), (0, 1, 1, 12), "n", "log")
+    garden = export_sarima("Garden", _series(60, 2), garden_spec, fit_sarima(_series(60, 2), garden_spec), freq="M",
+                           last_period="2025-12-01")
     folder = tmp_path_factory.mktemp("sarima-pyfunc")
     artifact = folder / "series.json"
-    artifact.write_text(json.dumps({"freq": "M", "series": [books.to_dict(), flat.to_dict()]}))
+    artifact.write_text(json.dumps({"freq": "M", "series": [books.to_dict(), flat.to_dict(), garden.to_dict()]}))
     mlflow.pyfunc.save_model(folder / "model", python_model=str(MODELS_DIR / "sarima_pyfunc.py"),
                              artifacts={"series": str(artifact)}, code_paths=[str(MODELS_DIR)],
                              signature=model_signature(),
@@ -59,6 +62,50 @@ def test_loaded_model_serves_the_training_forecasts(saved):
     assert list(flat["forecast"]) == [5.0, 5.0] and list(flat["lower"]) == [5.0, 5.0]
 
 
+@pytest.mark.parametrize("confidence", [0.5, 0.8, 0.95, 0.99])
+def test_served_forecasts_equal_statsmodels_for_any_confidence(saved, confidence):
+    """The request path only slices moments precomputed at load: the numbers must be statsmodels' own."""
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    model, y, spec, fit = saved
+    garden_y = _series(60, 2)
+    garden_spec = SarimaSpec((0, 1, 1), (0, 1, 1, 12), "n", "log")
+    garden_fit = fit_sarima(garden_y, garden_spec)
+    out = model.predict(pd.DataFrame({"category": ["Books", "Garden"], "horizon": [36, 12]}),
+                        params={"confidence": confidence})
+    for name, values, series_spec, params, steps, back in (
+            ("Books", y, spec, fit.params, 36, lambda v: v),
+            ("Garden", np.log(garden_y), garden_spec, garden_fit.params, 12, np.exp)):
+        results = SARIMAX(values, order=series_spec.order, seasonal_order=series_spec.seasonal_order,
+                          trend=series_spec.trend).filter(params)
+        prediction = results.get_forecast(steps)
+        bounds = np.asarray(prediction.conf_int(alpha=1 - confidence))
+        rows = out[out["category"] == name]
+        assert list(rows["step"]) == list(range(1, steps + 1))
+        np.testing.assert_allclose(rows["forecast"], back(np.asarray(prediction.predicted_mean)), rtol=1e-9)
+        np.testing.assert_allclose(rows["lower"], back(bounds[:, 0]), rtol=1e-9)
+        np.testing.assert_allclose(rows["upper"], back(bounds[:, 1]), rtol=1e-9)
+
+
+def test_forecast_from_history_refilters_the_given_history(saved):
+    model, y, spec, fit = saved
+    python_model = model.unwrap_python_model()
+    np.testing.assert_allclose(python_model.forecast_from_history("Books", y[:40], 8),
+                               forecast_sarima(y[:40], spec, fit.params, 8).mean, rtol=1e-10)
+    with pytest.raises(KeyError):
+        python_model.forecast_from_history("Toys", y, 3)
+
+
+def test_python_callers_may_send_numeric_or_missing_categories(saved):
+    from mlflow.exceptions import MlflowException
+
+    python_model = saved[0].unwrap_python_model()  # no signature enforcement on this path
+    with pytest.raises(MlflowException, match="unknown category '7'"):
+        python_model.predict(None, pd.DataFrame({"category": [7], "horizon": [1]}))
+    with pytest.raises(MlflowException, match="missing value in row 1"):
+        python_model.predict(None, pd.DataFrame({"category": ["Books", None], "horizon": [1, 1]}))
+
+
 def test_confidence_param_narrows_the_interval(saved):
     model = saved[0]
     request = pd.DataFrame({"category": ["Books"], "horizon": [1]})
@@ -81,7 +128,7 @@ def _bad(model, frame, params=None):
 
 def test_unknown_category_lists_the_known_ones(saved):
     message = _bad(saved[0], pd.DataFrame({"category": ["Toys"], "horizon": [1]}))
-    assert "unknown category 'Toys'" in message and "known categories: Books, Flat" in message
+    assert "unknown category 'Toys'" in message and "known categories: Books, Flat, Garden" in message
 
 
 @pytest.mark.parametrize("horizon", [0, 37])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -45,7 +44,7 @@ def _parent_runs(client) -> list:
 
 
 def test_failing_or_killed_training_changes_nothing_in_the_registry(fresh_mlflow_env, shop_dir, monkeypatch,
-                                                                   tmp_path):
+                                                                   tmp_path, child_env):
     client = mlflow.MlflowClient()
     argv = ["train-itemcf", "--data-dir", str(shop_dir), "--n-trials", "2", "--seed", "1"]
     assert cli.main(argv) == 0
@@ -70,9 +69,8 @@ def test_failing_or_killed_training_changes_nothing_in_the_registry(fresh_mlflow
     assert _registry_state(client) == before
 
     # 2. a training process killed (SIGTERM) during its study: KILLED, exit code non-zero, not registered
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("MLFLOW_EXPERIMENT_ID", None)
-    assert env["MLFLOW_TRACKING_URI"] == f"sqlite:///{fresh_mlflow_env / 'mlflow.db'}"
+    env = child_env(MLFLOW_TRACKING_URI=f"sqlite:///{fresh_mlflow_env / 'mlflow.db'}",
+                    STOREFRONT_HOME=str(fresh_mlflow_env))
     log = tmp_path / "killed.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *argv[:3], "--n-trials", "100000",
@@ -92,10 +90,14 @@ def test_failing_or_killed_training_changes_nothing_in_the_registry(fresh_mlflow
             assert time.monotonic() < deadline, "the study never started:\n" + log.read_text()[-3000:]
             time.sleep(2)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the training process ignored SIGTERM for 120 s:\n" + log.read_text()[-3000:])
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     assert proc.returncode != 0
     killed = client.get_run(running[0].info.run_id)
     assert killed.info.status == "KILLED"

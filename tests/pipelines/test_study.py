@@ -60,6 +60,7 @@ def test_a_failing_and_a_pruned_trial_do_not_stop_the_study(mlflow_env):
     assert by_number["1"].data.tags["trial_state"] == "FAIL"
     assert "RuntimeError: boom in trial 1" in by_number["1"].data.tags["error"]
     assert by_number["2"].data.tags["trial_state"] == "PRUNED"
+    assert by_number["2"].info.status == "KILLED"
     assert by_number["3"].data.tags["trial_state"] == "FAIL"
     assert "val_auc" not in by_number["1"].data.metrics
     assert by_number["0"].data.tags["trial_state"] == "COMPLETE"
@@ -74,6 +75,24 @@ def test_study_with_no_completed_trial_fails_the_parent_run(mlflow_env):
         with family_run("churn", "broken") as run:
             run_study(broken, study_name="t3", metrics="auc", directions="maximize", n_trials=3)
     assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
+
+
+def test_an_interrupt_during_a_trial_kills_the_trial_and_the_parent_run(mlflow_env):
+    def interrupted(trial):
+        trial.suggest_float("x", 0, 1)
+        if trial.number == 1:
+            raise KeyboardInterrupt("signal 15")
+        return 0.5
+
+    with pytest.raises(KeyboardInterrupt):
+        with family_run("churn", "interrupted") as run:
+            run_study(interrupted, study_name="t-int", metrics="auc", directions="maximize", n_trials=5)
+    assert mlflow.get_run(run.info.run_id).info.status == "KILLED"
+    by_number = {c.data.tags["trial_number"]: c for c in child_runs(run.info.run_id)}
+    assert set(by_number) == {"0", "1"}
+    assert by_number["1"].info.status == "KILLED"
+    assert by_number["1"].data.tags["trial_state"] == "INTERRUPTED"
+    assert mlflow.active_run() is None
 
 
 def test_sqlite_storage_resumes_the_study(mlflow_env, tmp_path):
@@ -105,3 +124,15 @@ def test_run_study_rejects_unbounded_studies(mlflow_env):
     with family_run("churn", "bad"):
         with pytest.raises(Exception, match="n_trials or timeout"):
             run_study(quadratic, study_name="t5", metrics="rmse", directions="minimize", n_trials=None)
+
+
+def test_a_one_trial_study_logs_its_history_and_leaves_the_plot_style_alone(mlflow_env):
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    with family_run("churn", "one-trial") as run:
+        result = run_study(quadratic, study_name="t-one", metrics="rmse", directions="minimize", n_trials=1, seed=1)
+    assert result.n_complete == 1
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "study")}
+    assert "study/optimization_history.png" in artifacts and "study/param_importances.png" not in artifacts
+    assert dict(matplotlib.rcParams) == before

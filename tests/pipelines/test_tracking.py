@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,11 +46,10 @@ def _run_cli(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProce
 
 
 @pytest.mark.e2e
-def test_runs_started_from_any_directory_land_in_the_project_store(tmp_path):
+def test_runs_started_from_any_directory_land_in_the_project_store(tmp_path, child_env):
     home, elsewhere = tmp_path / "home", tmp_path / "somewhere" / "else"
     elsewhere.mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(STOREFRONT_HOME=str(home), PYTHONPATH=str(ROOT))
+    env = child_env(STOREFRONT_HOME=str(home), PYTHONPATH=str(ROOT))
     small = ["generate-data", "--customers", "40", "--products", "12", "--years", "1"]
     for cwd in (elsewhere, tmp_path):
         done = _run_cli([*small, "--output-dir", str(tmp_path / "data")], cwd, env)
@@ -66,10 +64,9 @@ def test_runs_started_from_any_directory_land_in_the_project_store(tmp_path):
 
 
 @pytest.mark.e2e
-def test_the_same_code_logs_to_a_remote_tracking_server(tmp_path, serve_mlflow_server):
+def test_the_same_code_logs_to_a_remote_tracking_server(tmp_path, serve_mlflow_server, child_env):
     server_url, artifact_root = serve_mlflow_server
-    env = {**os.environ, "MLFLOW_TRACKING_URI": server_url, "STOREFRONT_HOME": str(tmp_path / "home"),
-           "PYTHONPATH": str(ROOT)}
+    env = child_env(MLFLOW_TRACKING_URI=server_url, STOREFRONT_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
     done = _run_cli(["generate-data", "--customers", "40", "--products", "12", "--years", "1",
                      "--output-dir", str(tmp_path / "data")], tmp_path, env)
     assert done.returncode == 0, done.stderr

@@ -32,20 +32,7 @@ def shop_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def env(_session_home):
-    """The session's tracking store, for the whole module."""
-    uri = f"sqlite:///{_session_home / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STOREFRONT_HOME", str(_session_home))
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        yield _session_home
-
-
-@pytest.fixture(scope="module")
-def trained(env, shop_dir):
+def trained(tracking_home, shop_dir):
     return train_itemcf.train(shop_dir, n_trials=N_TRIALS, timeout=None, seed=3, k=10, study_name="itemcf-e2e")
 
 
@@ -230,7 +217,7 @@ def own_store(tmp_path):
 
 
 def test_command_resumes_a_sqlite_study_registers_the_challenger_and_recommends_from_the_champion(
-        env, own_store, shop_dir, capsys):
+        tracking_home, own_store, shop_dir, capsys):
     import optuna
 
     from pipelines import registry
@@ -267,7 +254,7 @@ def test_command_resumes_a_sqlite_study_registers_the_challenger_and_recommends_
     assert len(served) == 5
 
 
-def test_a_model_that_does_not_beat_popularity_is_not_registered(env, own_store):
+def test_a_model_that_does_not_beat_popularity_is_not_registered(tracking_home, own_store):
     from pipelines.recommender_training import register_and_report
     from pipelines.runs import TrainResult, family_run
 

@@ -158,8 +158,12 @@ def test_job_scores_every_series_and_tags_the_fallbacks(job):
     assert {"plots", "holdout", "series_summary.csv", "forecasts"} <= artifacts
     trials = mlflow.MlflowClient().search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{runs['A'].info.run_id}'")
-    assert len(trials) == 2 and all("val_mape" in t.data.metrics and "n_warnings" in t.data.metrics
-                                    for t in trials)
+    # every trial has its AICc; a trial is cross-validated unless the AICc screen pruned it
+    assert len(trials) == 2 and all("aicc" in t.data.metrics for t in trials)
+    assert all(("val_mape" in t.data.metrics and "n_warnings" in t.data.metrics)
+               if t.data.tags["trial_state"] == "COMPLETE" else t.data.tags["trial_state"] == "PRUNED"
+               for t in trials)
+    assert any(t.data.tags["trial_state"] == "COMPLETE" for t in trials)
 
 
 def test_logged_model_serves_the_training_forecasts(job):
@@ -210,10 +214,27 @@ def test_test_periods_never_reach_the_search(job):
         run = _series_runs(result.run_id)["A"]
         children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
         return (sorted((c.data.params["p"], c.data.params["q"], c.data.params.get("seasonal"),
-                        c.data.params["trend"], c.data.params["transform"], round(c.data.metrics["val_mape"], 12))
+                        c.data.params["trend"], c.data.params["transform"], c.data.tags["trial_state"],
+                        round(c.data.metrics.get("val_mape", -1.0), 12), round(c.data.metrics["aicc"], 9))
                        for c in children), run)
 
     (before, run_before), (after, run_after) = trials(job.result), trials(changed)
     assert before == after
     assert run_before.data.tags["model"] == run_after.data.tags["model"]
     assert run_before.data.metrics["test_mape"] != pytest.approx(run_after.data.metrics["test_mape"])
+
+
+def test_ic_margin_option():
+    from pipelines.sarima_tuning import IC_MARGIN
+    from pipelines.train_sarima import DEFAULT_IC_MARGIN
+
+    assert DEFAULT_IC_MARGIN == IC_MARGIN
+    assert _args().ic_margin == IC_MARGIN
+    from pipelines.train_sarima import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--ic-margin", "off"]).ic_margin is None
+    assert parser.parse_args(["--ic-margin", "4"]).ic_margin == 4.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--ic-margin", "-1"])

@@ -10,21 +10,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def tracking_home(_session_home):
-    import mlflow
-
-    with pytest.MonkeyPatch.context() as mp:
-        uri = f"sqlite:///{_session_home / 'mlflow.db'}"
-        mp.setenv("STOREFRONT_HOME", str(_session_home))
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        mp.delenv("STOREFRONT_ARTIFACT_ROOT", raising=False)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        yield _session_home
-
-
-@pytest.fixture(scope="module")
 def shop_dir(tmp_path_factory):
     from pipelines.synthetic import generate_shop
     from pipelines.tables import write_tables

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import textwrap
@@ -57,7 +56,7 @@ def child_runs(parent_id: str):
                               filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", output_format="list")
 
 
-def test_precision_study_beats_popularity_and_the_logged_model_serves_training_answers(mlflow_env, shop_dir,
+def test_precision_study_beats_popularity_and_the_logged_model_serves_training_answers(mlflow_env, shop_dir, child_env,
                                                                                      shop_data):
     result = train(shop_dir, n_trials=2, timeout=None, seed=42, objective="precision", study_name="svdpp-e2e")
     parent = mlflow.get_run(result.run_id)
@@ -132,7 +131,7 @@ def test_precision_study_beats_popularity_and_the_logged_model_serves_training_a
         print("surprise" in sys.modules, "models.svdpp" in sys.modules)
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ))
+                          env=child_env(MLFLOW_TRACKING_URI=mlflow.get_tracking_uri()))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["False", "True"]
 
