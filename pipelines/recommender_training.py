@@ -441,11 +441,7 @@ def register_and_report(result: TrainResult, label: str, detail: str = "") -> st
     """
     from pipelines import registry
 
-    version = registry.register_if_better(result)
-    if version is not None:
-        verdict = f"registered {version.name} version {version.version} as {registry.CHALLENGER}"
-    else:
-        verdict = f"not registered: {registry.gate(result).reason}"
+    verdict = registry.register_and_say(result)
     detail = f", {detail}" if detail else ""
     return (f"{label}: test {result.primary_metric} {result.test_value:.4f} "
             f"(popularity {result.baseline_value:.4f}){detail}; {verdict}; run {result.run_id}")

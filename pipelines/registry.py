@@ -119,6 +119,14 @@ def register_if_better(result: TrainResult, description: str = "") -> ModelVersi
     return client.get_model_version(name, number)
 
 
+def register_and_say(result: TrainResult) -> str:
+    """:func:`register_if_better`, then what happened in words, for the training commands' summary line."""
+    version = register_if_better(result)
+    if version is not None:
+        return f"registered {version.name} version {version.version} as {CHALLENGER}"
+    return f"not registered: {gate(result).reason}"
+
+
 def _describe(result: TrainResult, verdict: Verdict) -> str:
     return (f"{result.family} model from run {result.run_id}, chosen by an Optuna study on a validation window "
             f"before the test window and refit on all history. Gate: {verdict.reason}. "

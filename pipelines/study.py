@@ -145,7 +145,7 @@ class _TrackedObjective:
         elif state == "INTERRUPTED":
             detail = f"({error})"
         else:
-            detail = "pruned"
+            detail = ""
         logger.info("trial %d%s %s %s (%.1fs, %.0fs elapsed)", number + 1, total, state.lower(), detail,
                     seconds, time.monotonic() - self.started)
 

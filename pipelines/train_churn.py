@@ -53,10 +53,9 @@ def optional(kind):
         if text is None or str(text).strip() == "":
             return None
         if kind is int:  # MLflow may pass a float parameter as "30.0"
-            number = float(text)
-            if not number.is_integer():
-                raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-            return int(number)
+            from pipelines.options import whole_number
+
+            return whole_number(text)
         return kind(text)
 
     convert.__name__ = kind.__name__
@@ -64,19 +63,11 @@ def optional(kind):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pipelines.options import add_study_options
+
     text, integer, number = optional(str), optional(int), optional(float)
-    parser.add_argument("--data-dir", type=text, default=None,
-                        help="folder with the canonical tables (default: <project>/data/generated)")
-    parser.add_argument("--n-trials", type=integer, default=DEFAULT_N_TRIALS,
-                        help=f"Optuna trials (default {DEFAULT_N_TRIALS})")
-    parser.add_argument("--timeout", type=number, default=DEFAULT_TIMEOUT,
-                        help=f"stop starting trials after this many seconds, 0 = no limit (default {DEFAULT_TIMEOUT})")
-    parser.add_argument("--seed", type=integer, default=42, help="sampler, split and solver seed (default 42)")
-    parser.add_argument("--storage", type=text, default=None,
-                        help="Optuna storage URL (sqlite:///study.db, postgresql://...) to resume or share the "
-                             "study; default in-memory")
-    parser.add_argument("--study-name", type=text, default=None,
-                        help="Optuna study name (default churn-<target>-<window>d, or churn-table-<name>)")
+    add_study_options(parser, n_trials=DEFAULT_N_TRIALS, timeout=DEFAULT_TIMEOUT, study_name=None,
+                      seed_help="sampler, split and solver seed")
     parser.add_argument("--target", choices=("churn", "purchase"), default="churn",
                         help="churn: no purchase in the window after the cutoff; purchase: a purchase in it "
                              "(shop tables only; default churn)")
@@ -108,11 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines import registry
 
     result = train_from_args(args)
-    version = registry.register_if_better(result)
-    if version is not None:
-        outcome = f"registered {version.name} version {version.version} as {registry.CHALLENGER}"
-    else:
-        outcome = f"not registered: {registry.gate(result).reason}"
+    outcome = registry.register_and_say(result)
     print(f"churn ({result.extra['target']}): test auc {result.test_value:.4f} "
           f"(baseline {result.baseline_value:.4f}); {outcome}; run {result.run_id}")
     return 0

@@ -267,11 +267,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines import registry
 
     result = train_from_args(args)
-    version = registry.register_if_better(result)
-    if version is not None:
-        outcome = f"registered {version.name} version {version.version} as {registry.CHALLENGER}"
-    else:
-        outcome = f"not registered: {registry.gate(result).reason}"
+    outcome = registry.register_and_say(result)
     m, b = result.extra["test_metrics"], result.extra["baseline_test_metrics"]
     print(f"next category: test auc_ovr {result.test_value:.4f} (baseline {result.baseline_value:.4f}), mean_ap "
           f"{m['mean_ap']:.4f} (baseline {b['mean_ap']:.4f}); {outcome}; run {result.run_id}")

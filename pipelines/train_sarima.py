@@ -509,11 +509,7 @@ def run(args) -> int:
     from pipelines import registry
 
     result = train_from_args(args)
-    version = registry.register_if_better(result)
-    if version is not None:
-        verdict = f"registered {version.name} version {version.version} as {registry.CHALLENGER}"
-    else:
-        verdict = f"not registered: {registry.gate(result).reason}"
+    verdict = registry.register_and_say(result)
     print(f"SARIMA: test mape {result.test_value:.4f} (seasonal naive {result.baseline_value:.4f}) averaged over "
           f"{result.extra['n_scored']} series; {verdict}; run {result.run_id}")
     for name, info in result.extra["series"].items():

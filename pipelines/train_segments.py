@@ -196,11 +196,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines import registry
 
     result = train_from_args(args)
-    version = registry.register_if_better(result)
-    if version is not None:
-        outcome = f"registered {version.name} version {version.version} as {registry.CHALLENGER}"
-    else:
-        outcome = f"not registered: {registry.gate(result).reason}"
+    outcome = registry.register_and_say(result)
     print(f"segments: k={result.extra['k']} ({', '.join(result.extra['names'])}); test silhouette "
           f"{result.test_value:.4f} (baseline {result.baseline_value:.4f}, one cluster); {outcome}; run {result.run_id}")
     return 0

@@ -10,22 +10,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def tracking_home(_session_home):
-    """The session's tracking store, for module-scoped fixtures (``mlflow_env`` is per test)."""
-    import mlflow
-
-    with pytest.MonkeyPatch.context() as mp:
-        uri = f"sqlite:///{_session_home / 'mlflow.db'}"
-        mp.setenv("STOREFRONT_HOME", str(_session_home))
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        mp.delenv("STOREFRONT_ARTIFACT_ROOT", raising=False)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        yield _session_home
-
-
-@pytest.fixture(scope="module")
 def shop_dir(tmp_path_factory):
     from pipelines.synthetic import generate_shop
     from pipelines.tables import write_tables
@@ -38,9 +22,10 @@ def shop_dir(tmp_path_factory):
 
 
 def parse(argv: list[str]):
-    from pipelines.cli import build_parser
+    """Options as `storefront` reads them (MLproject's empty strings dropped first)."""
+    from pipelines.cli import build_parser, drop_empty_options
 
-    return build_parser().parse_args(argv)
+    return build_parser().parse_args(drop_empty_options(argv))
 
 
 @pytest.fixture(scope="module")
