@@ -6,8 +6,9 @@
   description. A model that fails the gate stays logged in its run, unregistered, and the run says why.
 * :func:`promote` makes the challenger ``champion`` when there is none, or when it beats the current
   champion *re-scored on the challenger's test data* by more than a margin. The old champion's version is
-  kept in the tag ``previous_champion``; every decision is appended to the history tags. A per-project lock
-  and a re-check of the alias make two simultaneous promotions safe: the alias never ends on a loser.
+  kept in the tag ``previous_champion``; every decision is appended to the history tags. A per-project file lock,
+  inside which the aliases are read, makes two simultaneous promotions on one machine safe: the alias never
+  ends on a loser. (It does not span machines sharing a remote tracking server.)
 * :func:`rollback` moves ``champion`` back to the previous champion. Nothing ever deletes a version.
 """
 
