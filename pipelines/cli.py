@@ -85,15 +85,19 @@ def drop_empty_options(argv: list[str]) -> list[str]:
     return kept
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = drop_empty_options(sys.argv[1:] if argv is None else list(argv))
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The options of ``storefront <command> ...``; unset MLproject parameters (empty strings) are None."""
+    argv = drop_empty_options(list(argv))
     only = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(only if only in COMMANDS else None)
-    args = parser.parse_args(argv)
-    # MLproject passes unset optional parameters as empty strings: treat them as not given.
+    args = build_parser(only if only in COMMANDS else None).parse_args(argv)
     for key, value in vars(args).items():
         if value == "":
             setattr(args, key, None)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
     try:
         code = args._run(args)

@@ -58,6 +58,29 @@ def _session_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("storefront-home")
 
 
+@pytest.fixture(scope="session")
+def shop_folder(tmp_path_factory):
+    """Factory: ``shop_folder(customers, products, years, seed)`` -> a folder with that generated shop's tables.
+
+    Each shop is generated and written once per session (tests only read it).
+    """
+    from pipelines.synthetic import generate_shop
+    from pipelines.tables import write_tables
+
+    made: dict[tuple[int, int, int, int], Path] = {}
+
+    def make(customers: int, products: int, years: int, seed: int) -> Path:
+        key = (customers, products, years, seed)
+        if key not in made:
+            tables, _ = generate_shop(customers=customers, products=products, years=years, seed=seed)
+            folder = tmp_path_factory.mktemp(f"shop-{customers}-{products}-{years}-{seed}")
+            write_tables(tables, folder)
+            made[key] = folder
+        return made[key]
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def tracking_home(_session_home) -> Path:
     """The session's tracking store for a whole module (module-scoped fixtures that train need it)."""

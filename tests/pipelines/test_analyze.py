@@ -8,14 +8,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def shop_dir(tmp_path_factory):
-    from pipelines.synthetic import generate_shop
-    from pipelines.tables import write_tables
-
-    tables, _ = generate_shop(customers=400, products=40, years=2, seed=21)
-    folder = tmp_path_factory.mktemp("analyze-shop")
-    write_tables(tables, folder)
-    return folder
+def shop_dir(shop_folder):
+    return shop_folder(customers=400, products=40, years=2, seed=21)
 
 
 def test_analyze_logs_the_summary_the_bayes_table_and_the_figures(mlflow_env, shop_dir, capsys):

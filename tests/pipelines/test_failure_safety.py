@@ -19,14 +19,8 @@ NAME = "storefront-itemcf"
 
 
 @pytest.fixture
-def shop_dir(tmp_path) -> Path:
-    from pipelines.synthetic import generate_shop
-    from pipelines.tables import write_tables
-
-    tables, _ = generate_shop(customers=400, products=40, years=2, seed=5)
-    folder = tmp_path / "data"
-    write_tables(tables, folder)
-    return folder
+def shop_dir(shop_folder) -> Path:
+    return shop_folder(customers=400, products=40, years=2, seed=5)
 
 
 def _registry_state(client) -> tuple[set[str], dict[str, str]]:

@@ -6,26 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.cli import parse_args as parse
+
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def shop_dir(tmp_path_factory):
-    from pipelines.synthetic import generate_shop
-    from pipelines.tables import write_tables
-
+def shop_dir(shop_folder):
     # 1,500 customers: on a few hundred test customers recency alone is often as good (AUC noise ~0.02)
-    tables, _ = generate_shop(customers=1500, products=60, years=3, seed=11)
-    folder = tmp_path_factory.mktemp("churn-shop")
-    write_tables(tables, folder)
-    return folder
-
-
-def parse(argv: list[str]):
-    """Options as `storefront` reads them (MLproject's empty strings dropped first)."""
-    from pipelines.cli import build_parser, drop_empty_options
-
-    return build_parser().parse_args(drop_empty_options(argv))
+    return shop_folder(customers=1500, products=60, years=3, seed=11)
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,8 @@ N_TRIALS = 6
 
 
 @pytest.fixture(scope="module")
-def shop_dir(tmp_path_factory) -> Path:
-    from pipelines.synthetic import generate_shop
-    from pipelines.tables import write_tables
-
-    tables, _ = generate_shop(customers=600, products=60, years=3, seed=1)
-    folder = tmp_path_factory.mktemp("itemcf-shop") / "data"
-    write_tables(tables, folder)
-    return folder
+def shop_dir(shop_folder):
+    return shop_folder(customers=600, products=60, years=3, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.cli import parse_args as parse
+
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def shop_dir(tmp_path_factory):
-    from pipelines.synthetic import generate_shop
-    from pipelines.tables import write_tables
-
+def shop_dir(shop_folder):
     # 1,500 customers: ~600 test customers; on a few hundred the AUC noise (~0.02) hides the model's edge
-    tables, _ = generate_shop(customers=1500, products=50, years=3, seed=11)
-    folder = tmp_path_factory.mktemp("next-category-shop")
-    write_tables(tables, folder)
-    return folder
-
-
-def parse(argv):
-    from pipelines.cli import build_parser
-
-    return build_parser().parse_args(argv)
+    return shop_folder(customers=1500, products=50, years=3, seed=11)
 
 
 @pytest.fixture(scope="module")

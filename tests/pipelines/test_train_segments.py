@@ -6,24 +6,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from pipelines.cli import parse_args as parse
+
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def shop_dir(tmp_path_factory):
-    from pipelines.synthetic import generate_shop
-    from pipelines.tables import write_tables
-
-    tables, _ = generate_shop(customers=500, products=40, years=2, seed=13)
-    folder = tmp_path_factory.mktemp("segments-shop")
-    write_tables(tables, folder)
-    return folder
-
-
-def parse(argv):
-    from pipelines.cli import build_parser
-
-    return build_parser().parse_args(argv)
+def shop_dir(shop_folder):
+    return shop_folder(customers=500, products=40, years=2, seed=13)
 
 
 @pytest.fixture(scope="module")

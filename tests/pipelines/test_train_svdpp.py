@@ -33,15 +33,9 @@ RANKING_KEYS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "map_at_10", "c
 
 
 @pytest.fixture(scope="module")
-def shop_dir(tmp_path_factory):
+def shop_dir(shop_folder):
     """A small generated shop: 1,500 customers (about 450 of them buy in the test window), 60 products."""
-    from pipelines.synthetic import generate_shop
-    from pipelines.tables import write_tables
-
-    tables, _ = generate_shop(customers=1500, products=60, years=3, seed=11)
-    path = tmp_path_factory.mktemp("svdpp-shop")
-    write_tables(tables, path)
-    return path
+    return shop_folder(customers=1500, products=60, years=3, seed=11)
 
 
 @pytest.fixture(scope="module")
