@@ -31,31 +31,9 @@ def add_arguments(parser) -> None:
 
 def resolve_model_uri(model: str) -> str:
     """The model URI that ``--model`` names (see the module docstring)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    from pipelines.registry import champion_or_latest
 
-    from pipelines.errors import ConfigurationError
-    from pipelines.recommend import URI_PREFIXES, _latest_logged_model
-    from pipelines.tracking import setup_tracking
-
-    if model.startswith(URI_PREFIXES):
-        return model
-    setup_tracking()
-    name = SHOP_MODEL if model in ("sarima", SHOP_MODEL) else model
-    try:
-        mlflow.MlflowClient().get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        logger.debug("no champion alias on %s", name)
-    else:
-        return f"models:/{name}@champion"
-    if name != SHOP_MODEL:
-        raise ConfigurationError(f"--model {model!r}: no registered model {name!r} with a champion; give a models:/ "
-                                 "or runs:/ URI")
-    uri = _latest_logged_model(("sarima",))
-    if uri is None:
-        raise ConfigurationError(f"no champion of {SHOP_MODEL} and no finished run in the experiment "
-                                 "storefront-sarima; run `storefront train-sarima` first")
-    return uri
+    return champion_or_latest(model, {"sarima": ("sarima",)})
 
 
 def forecast(model: str = SHOP_MODEL, horizon: int = 1, categories: list[str] | None = None,

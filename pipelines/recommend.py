@@ -16,7 +16,6 @@ HELP = "print a customer's top-k recommendations from the champion or latest rec
 logger = logging.getLogger(__name__)
 
 FAMILIES = {"itemcf": ("itemcf",), "svdpp": ("svdpp",), "recommender": ("itemcf", "svdpp")}
-URI_PREFIXES = ("models:/", "runs:/", "file:", "/", "mlflow-artifacts:", "s3://", "gs://", "wasbs://")
 
 
 def add_arguments(parser) -> None:
@@ -29,53 +28,11 @@ def add_arguments(parser) -> None:
                         help="also recommend products the customer already bought")
 
 
-def _latest_logged_model(families: tuple[str, ...]) -> str | None:
-    """URI of the newest model logged by a FINISHED run of the families' experiments."""
-    import mlflow
-
-    from pipelines import tracking
-
-    client = mlflow.MlflowClient()
-    experiments = [client.get_experiment_by_name(tracking.EXPERIMENTS[f]) for f in families]
-    ids = [e.experiment_id for e in experiments if e is not None]
-    if not ids:
-        return None
-    models = mlflow.search_logged_models(experiment_ids=ids, max_results=50, output_format="list",
-                                         order_by=[{"field_name": "creation_timestamp", "ascending": False}])
-    for model in models:
-        if model.source_run_id and client.get_run(model.source_run_id).info.status == "FINISHED":
-            return model.model_uri
-    return None
-
-
 def resolve_model_uri(model: str) -> str:
     """The model URI that ``--model`` names (see the module docstring)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    from pipelines.registry import champion_or_latest
 
-    from pipelines.errors import ConfigurationError
-    from pipelines.tracking import setup_tracking
-
-    if model.startswith(URI_PREFIXES):
-        return model
-    setup_tracking()
-    family = model.removeprefix("storefront-")
-    registered = f"storefront-{family}" if family in FAMILIES else model
-    try:
-        mlflow.MlflowClient().get_model_version_by_alias(registered, "champion")
-    except MlflowException:
-        logger.debug("no champion alias on %s", registered)
-    else:
-        return f"models:/{registered}@champion"
-    if family not in FAMILIES:
-        raise ConfigurationError(f"--model {model!r}: no registered model {registered!r} with a champion; "
-                                 f"use {', '.join(FAMILIES)} or a models:/ or runs:/ URI")
-    uri = _latest_logged_model(FAMILIES[family])
-    if uri is None:
-        raise ConfigurationError(f"--model {model!r}: no champion of {registered} and no finished training run "
-                                 f"in {', '.join('storefront-' + f for f in FAMILIES[family])}; run "
-                                 f"`storefront train-{FAMILIES[family][0]}` first")
-    return uri
+    return champion_or_latest(model, FAMILIES)
 
 
 def recommend(model: str, customers: list[str], k: int = 5, exclude_purchased: bool = True):

@@ -268,3 +268,48 @@ def _append_history(client: mlflow.MlflowClient, name: str, line: str) -> None:
 def history(name: str) -> list[str]:
     model = _client().get_registered_model(name)
     return [model.tags[k] for k in sorted(k for k in model.tags if k.startswith("history."))]
+
+
+URI_PREFIXES = ("models:/", "runs:/", "file:", "/", "mlflow-artifacts:", "s3://", "gs://", "wasbs://")
+
+
+def latest_logged_model(families: tuple[str, ...]) -> str | None:
+    """URI of the newest model logged by a FINISHED run of the families' experiments."""
+    client = _client()
+    experiments = [client.get_experiment_by_name(tracking.EXPERIMENTS[f]) for f in families]
+    ids = [e.experiment_id for e in experiments if e is not None]
+    if not ids:
+        return None
+    models = mlflow.search_logged_models(experiment_ids=ids, max_results=50, output_format="list",
+                                         order_by=[{"field_name": "creation_timestamp", "ascending": False}])
+    for model in models:
+        if model.source_run_id and client.get_run(model.source_run_id).info.status == "FINISHED":
+            return model.model_uri
+    return None
+
+
+def champion_or_latest(model: str, families: dict[str, tuple[str, ...]]) -> str:
+    """The model URI a command's ``--model`` names.
+
+    A URI is used as given. A family in ``families`` (or its ``storefront-`` name) or any registered name
+    means ``models:/<name>@champion`` when that alias exists; for a family without a champion, the newest model
+    logged by a finished run of its experiments. Anything else is a :class:`ConfigurationError`.
+    """
+    from pipelines.errors import ConfigurationError
+
+    if model.startswith(URI_PREFIXES):
+        return model
+    family = model.removeprefix("storefront-")
+    registered = registered_name(family) if family in families else model
+    if alias_version(registered, CHAMPION) is not None:
+        return f"models:/{registered}@{CHAMPION}"
+    if family not in families:
+        raise ConfigurationError(f"--model {model!r}: no registered model {registered!r} with a champion; "
+                                 f"use {', '.join(families)} or a models:/ or runs:/ URI")
+    uri = latest_logged_model(families[family])
+    if uri is None:
+        raise ConfigurationError(f"--model {model!r}: no champion of {registered} and no finished training run "
+                                 f"in {', '.join('storefront-' + f for f in families[family])}; run "
+                                 f"`storefront train-{families[family][0]}` first")
+    return uri
+
