@@ -9,12 +9,15 @@ weighted interaction matrix (``models.interactions``):
 * ``shrunk``: the cosine times ``n_ij / (n_ij + shrinkage)``, where ``n_ij`` counts the customers with
   both products, so similarities resting on few customers shrink towards 0.
 
-Each product keeps its ``n_neighbours`` most similar products (positive similarity only). A customer's
-score for ``j`` is ``sum_i x_ui * sim(i, j)`` over the customer's history (weighted by recency when a
-half-life is set): for all customers at once,
-the sparse product ``X @ S``; for one customer, a ``bincount`` over the neighbour lists of the few
-products in the history. The reason given for a recommendation is the history product that contributed
-most.
+Each product keeps its ``n_neighbours`` most similar products (positive similarity only; ties at the
+cut go to the lower product index): the truncated similarity ``S`` is a sparse products x products
+matrix. A customer's score for ``j`` is ``sum_i x_ui * sim(i, j)`` over the customer's history
+(weighted by recency when a half-life is set): for all customers at once the product ``X @ S``; for
+one customer a ``bincount`` over the similarity rows of the few products in the history. When the
+neighbourhoods cover a third of the catalogue or more (MovieLens' tuned model keeps ~950 of 1,682),
+``S`` is held dense, which is no bigger and makes both products BLAS-like. The model artifact stores
+``S`` as padded neighbour lists, best first. The reason given for a recommendation is the history
+product that contributed most.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import numpy as np
 from scipy import sparse
 
 from models.interactions import InteractionLog
-from models.recommender import Recommender
+from models.recommender import Recommender, top_k_mask
+from models.threads import row_blocks, thread_map
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +38,20 @@ SIMILARITIES = ("cosine", "asymmetric", "shrunk")
 _CHUNK_CELLS = 1 << 22  # dense cells per block of rows when picking neighbours (32 MB of float64)
 
 
-def _support(binary: sparse.csr_matrix) -> sparse.csr_matrix:
-    return (binary.T @ binary).tocsr()
+def _reciprocal(values: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(values, dtype=float)
+    np.divide(1.0, values, out=out, where=values > 0)
+    return out
 
 
-def item_neighbours(user_items: sparse.csr_matrix, *, similarity: str = "cosine", alpha: float = 0.5,
-                    shrinkage: float = 0.0, n_neighbours: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``n_neighbours`` similar products of every product, as padded arrays.
+def _keep_top(values: np.ndarray, width: int) -> np.ndarray:
+    """Mask of the ``width`` largest positive entries of each row; ties go to the lower column."""
+    if width >= values.shape[1]:
+        return values > 0
+    return top_k_mask(values, width) & (values > 0)
 
-    Returns ``(index, sim)``, both ``(n_products, width)`` with ``width = min(n_neighbours, n_products - 1)``,
-    each row sorted by decreasing similarity; empty slots hold index ``n_products`` and similarity 0.
-    A product is never its own neighbour. Works block by block over rows, never on a dense
-    products x products matrix.
-    """
+
+def _check(similarity: str, alpha: float, shrinkage: float, n_neighbours: int) -> None:
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {', '.join(SIMILARITIES)}, got {similarity!r}")
     if not 0.0 <= alpha <= 1.0:
@@ -55,43 +60,94 @@ def item_neighbours(user_items: sparse.csr_matrix, *, similarity: str = "cosine"
         raise ValueError(f"shrinkage must be non-negative, got {shrinkage!r}")
     if int(n_neighbours) < 1:
         raise ValueError(f"n_neighbours must be a positive integer, got {n_neighbours!r}")
+
+
+def similarity_matrix(user_items: sparse.csr_matrix, *, similarity: str = "cosine", alpha: float = 0.5,
+                      shrinkage: float = 0.0, n_neighbours: int = 50,
+                      dense: bool = False) -> sparse.csr_matrix | np.ndarray:
+    """The truncated item-item similarity: row ``i`` holds the ``n_neighbours`` products most similar to ``i``.
+
+    A products x products CSR matrix (a dense array when ``dense``: worth it only when the neighbourhoods
+    cover a large part of the catalogue); only positive similarities are kept, a product is never its
+    own neighbour, and among equal similarities at the cut the lower product index wins. Works block by
+    block over rows, blocks on threads (:mod:`models.threads`): unless ``dense``, never a dense
+    products x products matrix of the whole catalogue.
+    """
+    _check(similarity, alpha, shrinkage, n_neighbours)
     x = sparse.csr_matrix(user_items, dtype=float)
     n_items = x.shape[1]
     width = max(0, min(int(n_neighbours), n_items - 1))
-    index = np.full((n_items, width), n_items, dtype=np.int32)
-    sim = np.zeros((n_items, width))
+    out = np.zeros((n_items, n_items)) if dense else None
     if width == 0:
-        return index, sim
+        return out if dense else sparse.csr_matrix((n_items, n_items))
     xt = x.T.tocsr()
-    dots = (xt @ x).tocsr()
     squared = np.asarray(x.multiply(x).sum(axis=0)).ravel()
     if similarity == "asymmetric":
-        row_norm, col_norm = squared ** alpha, squared ** (1.0 - alpha)
+        row_scale, col_scale = _reciprocal(squared ** alpha), _reciprocal(squared ** (1.0 - alpha))
     else:
-        row_norm = col_norm = np.sqrt(squared)
-    support = None
+        row_scale = col_scale = _reciprocal(np.sqrt(squared))
+    support_xt = support_x = None
     if similarity == "shrunk" and shrinkage > 0:
-        binary = x.copy()
-        binary.data[:] = 1.0
-        support = _support(binary)
-    block = max(1, _CHUNK_CELLS // max(n_items, 1))
-    for start in range(0, n_items, block):
-        rows = np.arange(start, min(start + block, n_items))
-        dense = dots[rows].toarray()
-        denominator = row_norm[rows, None] * col_norm[None, :]
-        values = np.divide(dense, denominator, out=np.zeros_like(dense), where=denominator > 0)
-        if support is not None:
-            common = support[rows].toarray()
+        support_x = x.copy()
+        support_x.data[:] = 1.0
+        support_xt = support_x.T.tocsr()
+
+    def truncated(rows: np.ndarray):
+        values = (xt[rows] @ x).toarray()
+        values *= row_scale[rows, None]
+        values *= col_scale[None, :]
+        if support_xt is not None:
+            common = (support_xt[rows] @ support_x).toarray()
             values *= common / (common + shrinkage)
         values[np.arange(len(rows)), rows] = 0.0  # never recommend a product because of itself
-        top = np.argpartition(-values, width - 1, axis=1)[:, :width]
-        top_sim = np.take_along_axis(values, top, axis=1)
-        order = np.lexsort((top, -top_sim), axis=1)  # by similarity, then by index
-        top, top_sim = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sim, order, axis=1)
-        empty = top_sim <= 0
-        top[empty], top_sim[empty] = n_items, 0.0
-        index[rows], sim[rows] = top, top_sim
+        keep = _keep_top(values, width)
+        if out is not None:
+            np.multiply(values, keep, out=out[rows[0]:rows[-1] + 1])
+            return None
+        indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+        return sparse.csr_matrix((values[keep], np.nonzero(keep)[1], indptr), shape=(len(rows), n_items))
+
+    pieces = thread_map(truncated, row_blocks(n_items, max(1, _CHUNK_CELLS // max(n_items, 1))))
+    if out is not None:
+        return out
+    matrix = sparse.vstack(pieces, format="csr")
+    matrix.sort_indices()
+    return matrix
+
+
+def neighbour_lists(matrix: sparse.csr_matrix, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A similarity matrix's rows as padded neighbour lists ``(index, sim)``, each row best first.
+
+    Both arrays are ``(n_products, width)`` (``width`` defaults to the longest row); equal similarities
+    keep index order; empty slots hold index ``n_products`` and similarity 0.
+    """
+    matrix = sparse.csr_matrix(matrix)
+    n_items = matrix.shape[0]
+    counts = np.diff(matrix.indptr)
+    width = int(counts.max(initial=0)) if width is None else int(width)
+    if (counts > width).any():
+        raise ValueError(f"a row holds {int(counts.max())} neighbours, more than the width {width}")
+    rows = np.repeat(np.arange(n_items), counts)
+    order = np.lexsort((matrix.indices, -matrix.data, rows))
+    slots = np.arange(matrix.nnz) - matrix.indptr[rows]
+    index = np.full((n_items, width), n_items, dtype=np.int32)
+    sim = np.zeros((n_items, width))
+    index[rows, slots] = matrix.indices[order]
+    sim[rows, slots] = matrix.data[order]
     return index, sim
+
+
+def item_neighbours(user_items: sparse.csr_matrix, *, similarity: str = "cosine", alpha: float = 0.5,
+                    shrinkage: float = 0.0, n_neighbours: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``n_neighbours`` similar products of every product, as padded arrays (:func:`neighbour_lists`).
+
+    Returns ``(index, sim)``, both ``(n_products, width)`` with ``width = min(n_neighbours, n_products - 1)``.
+    """
+    _check(similarity, alpha, shrinkage, n_neighbours)
+    n_items = sparse.csr_matrix(user_items).shape[1]
+    matrix = similarity_matrix(user_items, similarity=similarity, alpha=alpha, shrinkage=shrinkage,
+                               n_neighbours=n_neighbours)
+    return neighbour_lists(matrix, max(0, min(int(n_neighbours), n_items - 1)))
 
 
 def neighbour_matrix(index: np.ndarray, sim: np.ndarray) -> sparse.csr_matrix:
@@ -99,34 +155,62 @@ def neighbour_matrix(index: np.ndarray, sim: np.ndarray) -> sparse.csr_matrix:
     n_items = index.shape[0]
     valid = index < n_items
     indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
-    return sparse.csr_matrix((sim[valid], index[valid], indptr), shape=(n_items, n_items))
+    matrix = sparse.csr_matrix((sim[valid], index[valid], indptr), shape=(n_items, n_items))
+    matrix.sort_indices()
+    return matrix
 
 
 class ItemCFScorer:
-    """Item-CF scores from the customers' weighted histories and the products' neighbour lists."""
+    """Item-CF scores from the customers' weighted histories and the item-item similarity matrix.
+
+    The similarity is kept sparse (CSR) unless at least a third of it is filled (large neighbourhoods on
+    a small catalogue): then a dense copy, no bigger than the sparse one would be, makes one customer's
+    scores a single vector-matrix product and every customer's a sparse-dense product.
+    """
 
     kind: ClassVar[str] = "itemcf"
 
-    def __init__(self, user_items: sparse.csr_matrix, neighbour_index: np.ndarray, neighbour_sim: np.ndarray,
-                 product_ids, purchased: sparse.csr_matrix):
+    def __init__(self, user_items: sparse.csr_matrix, similarity: sparse.spmatrix | np.ndarray, product_ids,
+                 purchased: sparse.csr_matrix, dense: bool | None = None):
         self.user_items = sparse.csr_matrix(user_items, dtype=float)
         self.user_items.sort_indices()
-        self.neighbour_index = np.asarray(neighbour_index, dtype=np.int64)
-        self.neighbour_sim = np.asarray(neighbour_sim, dtype=float)
         self.product_ids = np.asarray(product_ids, dtype=str)
         self.purchased = sparse.csr_matrix(purchased, dtype=bool)
         self.n_items = len(self.product_ids)
-        if self.neighbour_index.shape[0] != self.n_items or self.user_items.shape[1] != self.n_items:
-            raise ValueError("neighbour lists, histories and product ids disagree on the number of products")
-        self.similarity = neighbour_matrix(self.neighbour_index, self.neighbour_sim)
+        if similarity.shape != (self.n_items, self.n_items) or self.user_items.shape[1] != self.n_items:
+            raise ValueError("similarity, histories and product ids disagree on the number of products")
+        self._csr = None
+        if sparse.issparse(similarity):
+            self._csr = sparse.csr_matrix(similarity, dtype=float)
+            self._csr.sort_indices()
+            filled = self._csr.nnz
+        else:
+            similarity = np.asarray(similarity, dtype=float)
+            filled = np.count_nonzero(similarity)
+        if dense is None:  # ``dense`` forces one representation (tests compare both)
+            dense = 3 * filled >= self.n_items * self.n_items > 0
+        self._dense = None
+        if dense:
+            self._dense = similarity.toarray() if self._csr is not None else similarity
+        elif self._csr is None:
+            self._csr = sparse.csr_matrix(similarity)
+
+    @property
+    def similarity(self) -> sparse.csr_matrix:
+        """The similarity as CSR (built on first use when the scorer holds it dense)."""
+        if self._csr is None:
+            self._csr = sparse.csr_matrix(self._dense)
+            self._csr.sort_indices()
+        return self._csr
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        index, sim = neighbour_lists(self.similarity)
         return {
             "itemcf_user_indptr": self.user_items.indptr.astype(np.int64),
             "itemcf_user_indices": self.user_items.indices.astype(np.int32),
             "itemcf_user_data": self.user_items.data,
-            "itemcf_neighbour_index": self.neighbour_index.astype(np.int32),
-            "itemcf_neighbour_sim": self.neighbour_sim,
+            "itemcf_neighbour_index": index,
+            "itemcf_neighbour_sim": sim,
         }
 
     @classmethod
@@ -138,41 +222,60 @@ class ItemCFScorer:
         bought = arrays["purchased_indices"]
         purchased = sparse.csr_matrix((np.ones(len(bought), dtype=bool), bought, arrays["purchased_indptr"]),
                                       shape=shape)
-        return cls(users, arrays["itemcf_neighbour_index"], arrays["itemcf_neighbour_sim"], product_ids, purchased)
+        similarity = neighbour_matrix(arrays["itemcf_neighbour_index"], arrays["itemcf_neighbour_sim"])
+        return cls(users, similarity, product_ids, purchased)
 
     def _history(self, user_index: int) -> tuple[np.ndarray, np.ndarray]:
         start, end = self.user_items.indptr[user_index:user_index + 2]
         return self.user_items.indices[start:end], self.user_items.data[start:end]
 
+    def _rows(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The similarity rows of ``items`` as flat ``(owner position, neighbour, similarity)`` arrays."""
+        starts, ends = self.similarity.indptr[items], self.similarity.indptr[items + 1]
+        lengths = ends - starts
+        owner = np.repeat(np.arange(len(items)), lengths)
+        flat = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+        return owner, self.similarity.indices[flat], self.similarity.data[flat]
+
     def scores(self, user_index: int) -> np.ndarray:
         items, weights = self._history(user_index)
-        targets = self.neighbour_index[items].ravel()
-        contributions = (weights[:, None] * self.neighbour_sim[items]).ravel()
-        return np.bincount(targets, contributions, minlength=self.n_items + 1)[:self.n_items]
+        if self._dense is not None:
+            return weights @ self._dense[items]
+        owner, targets, sims = self._rows(items)
+        return np.bincount(targets, weights[owner] * sims, minlength=self.n_items)
 
     def score_users(self, user_indices: np.ndarray) -> np.ndarray:
-        return (self.user_items[np.asarray(user_indices)] @ self.similarity).toarray()
+        histories = self.user_items[np.asarray(user_indices)]
+        if self._dense is not None:
+            return np.asarray(histories @ self._dense)
+        return (histories @ self.similarity).toarray()
+
+    def _contributions(self, history: np.ndarray, weights: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``(len(items), len(history))``: what each history product adds to each recommended product."""
+        if self._dense is not None:
+            return (weights[:, None] * self._dense[np.ix_(history, items)]).T
+        slot = np.full(self.n_items, -1, dtype=np.int64)
+        slot[items] = np.arange(len(items))
+        owner, targets, sims = self._rows(history)
+        hit = slot[targets] >= 0
+        contributions = np.zeros((len(items), len(history)))
+        contributions[slot[targets[hit]], owner[hit]] = weights[owner[hit]] * sims[hit]
+        return contributions
 
     def reasons(self, user_index: int, items: np.ndarray) -> list[str]:
         """``because you bought <id>`` (or ``viewed``) for the history product contributing most; else ``popular``."""
         history, weights = self._history(user_index)
         items = np.asarray(items, dtype=np.int64)
-        # slot of each recommended product (n_items = the padding column, never recommended)
-        slot = np.full(self.n_items + 1, -1, dtype=np.int64)
-        slot[items] = np.arange(len(items))
-        targets = slot[self.neighbour_index[history]]  # (len(history), width): -1 unless recommended
-        rows, cols = np.nonzero(targets >= 0)
-        contributions = np.zeros((len(items), len(history)))
-        contributions[targets[rows, cols], rows] = weights[rows] * self.neighbour_sim[history[rows], cols]
-        strongest = contributions.argmax(axis=1) if len(history) else np.zeros(len(items), dtype=np.int64)
-        has_source = contributions.max(axis=1, initial=0.0) > 0
-        best = {int(item): int(history[source]) for item, source, ok in zip(items, strongest, has_source) if ok}
+        if len(history) == 0:
+            return ["popular"] * len(items)
+        contributions = self._contributions(history, weights, items)
+        sources = history[contributions.argmax(axis=1)]
+        has_source = contributions.max(axis=1) > 0
         start, end = self.purchased.indptr[user_index:user_index + 2]
         bought = set(self.purchased.indices[start:end].tolist())
         reasons = []
-        for item in items.tolist():
-            source = best.get(item)
-            if source is None:
+        for source, ok in zip(sources.tolist(), has_source.tolist()):
+            if not ok:
                 reasons.append("popular")
             else:
                 verb = "bought" if source in bought else "viewed"
@@ -184,8 +287,9 @@ class ItemCF:
     """Item-based CF estimator (scikit-learn style: ``__init__`` stores the parameters, ``fit`` sets ``*_``).
 
     ``fit(log)`` takes a :class:`models.interactions.InteractionLog` and sets ``user_items_`` (weighted
-    histories), ``purchased_``, ``neighbour_index_``/``neighbour_sim_`` (top-N lists), ``customer_ids_``
-    and ``product_ids_``.
+    histories), ``purchased_``, ``similarity_`` (the truncated item-item similarity, row ``i`` = the top-N
+    neighbours of ``i``: CSR, or a dense array when the neighbourhoods cover a third of the catalogue),
+    ``customer_ids_`` and ``product_ids_``.
 
     The recency half-life weighs the customers' histories (``user_items_``: recent purchases count more
     when scoring), not the similarities, which are learned from all interactions undecayed: on MovieLens
@@ -215,16 +319,15 @@ class ItemCF:
         self.purchased_ = log.purchased()
         self.customer_ids_ = log.customer_ids
         self.product_ids_ = log.product_ids
-        self.neighbour_index_, self.neighbour_sim_ = item_neighbours(
+        n_items = len(self.product_ids_)
+        self.similarity_ = similarity_matrix(
             undecayed, similarity=self.similarity, alpha=self.alpha, shrinkage=self.shrinkage,
-            n_neighbours=self.n_neighbours)
-        logger.debug("item-CF fitted: %d customers, %d products, %d neighbour links", *self.user_items_.shape,
-                     int((self.neighbour_index_ < len(self.product_ids_)).sum()))
+            n_neighbours=self.n_neighbours, dense=3 * min(int(self.n_neighbours), n_items - 1) >= n_items)
+        logger.debug("item-CF fitted: %d customers, %d products", *self.user_items_.shape)
         return self
 
     def scorer(self) -> ItemCFScorer:
-        return ItemCFScorer(self.user_items_, self.neighbour_index_, self.neighbour_sim_, self.product_ids_,
-                            self.purchased_)
+        return ItemCFScorer(self.user_items_, self.similarity_, self.product_ids_, self.purchased_)
 
     def recommender(self, popularity: np.ndarray) -> Recommender:
         """The servable engine: this model's scorer, purchases and the given popularity (cold start, ties)."""

@@ -47,6 +47,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from models.threads import row_blocks, thread_map
+
 logger = logging.getLogger(__name__)
 
 # kind -> "module:ClassName"; imported lazily so one family works before (or without) the other.
@@ -85,6 +87,20 @@ def scorer_class(kind: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def top_k_mask(values: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of exactly ``k`` entries per row (``0 < k <= columns``): the largest values, equal
+    values at the cut going to the earlier column."""
+    n_cols = values.shape[1]
+    kth = np.partition(values, n_cols - k, axis=1)[:, n_cols - k][:, None]
+    chosen = values >= kth
+    surplus = np.flatnonzero(chosen.sum(axis=1) > k)  # rows whose cut falls inside a run of ties
+    if len(surplus):
+        equal = values[surplus] == kth[surplus]
+        room = k - (values[surplus] > kth[surplus]).sum(axis=1, keepdims=True)
+        chosen[surplus] &= ~equal | (np.cumsum(equal, axis=1) <= room)
+    return chosen
+
+
 def rank_top_k(scores: np.ndarray, k: int, tie_rank: np.ndarray,
                tie_order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` columns of each row of ``scores``, best first, vectorised over rows.
@@ -104,11 +120,7 @@ def rank_top_k(scores: np.ndarray, k: int, tie_rank: np.ndarray,
         return indices[None, :], values[None, :]
     order = np.argsort(tie_rank, kind="stable") if tie_order is None else tie_order
     permuted = scores[:, order]
-    kth = np.partition(permuted, n_cols - k, axis=1)[:, n_cols - k][:, None]
-    greater = permuted > kth
-    equal = permuted == kth
-    room = k - greater.sum(axis=1, keepdims=True)
-    chosen = greater | (equal & (np.cumsum(equal, axis=1) <= room))
+    chosen = top_k_mask(permuted, k)
     cols = np.nonzero(chosen)[1].reshape(n_rows, k)  # row-major: k per row, in tie order
     values = np.take_along_axis(permuted, cols, axis=1)
     best_first = np.argsort(-values, axis=1, kind="stable")
@@ -219,20 +231,23 @@ class Recommender:
 
         Returns ``(indices, scores)`` of shape ``(len(user_indices), min(k, n_products))``; ``-1`` marks
         an empty slot (every remaining product was excluded). A chunk's dense score block holds about
-        4 million floats (32 MB) unless ``chunk_size`` says how many customers to score at once.
+        4 million floats (32 MB) unless ``chunk_size`` says how many customers to score at once; chunks
+        run on threads (:mod:`models.threads`), one per core.
         """
         user_indices = np.asarray(user_indices, dtype=np.int64)
         chunk_size = chunk_size or max(1, (1 << 22) // max(self.n_products, 1))
         width = min(int(k), self.n_products)
         out_idx = np.empty((len(user_indices), width), dtype=np.int64)
         out_val = np.empty((len(user_indices), width))
-        for start in range(0, len(user_indices), chunk_size):
-            rows = user_indices[start:start + chunk_size]
+
+        def rank_chunk(positions: np.ndarray) -> None:
+            rows = user_indices[positions]
             scores = np.asarray(self.scorer.score_users(rows), dtype=float)
             if exclude_purchased:
                 scores = self._exclude(scores, rows)
-            out_idx[start:start + len(rows)], out_val[start:start + len(rows)] = rank_top_k(
-                scores, width, self.tie_rank, self._popular_order)
+            out_idx[positions], out_val[positions] = rank_top_k(scores, width, self.tie_rank, self._popular_order)
+
+        thread_map(rank_chunk, row_blocks(len(user_indices), chunk_size))
         return out_idx, out_val
 
     def recommend_all(self, customer_ids, k: int, exclude_purchased: bool = True) -> dict[str, list[str]]:

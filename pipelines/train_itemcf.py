@@ -31,17 +31,24 @@ logger = logging.getLogger(__name__)
 FAMILY = "itemcf"
 DEFAULT_N_TRIALS = 50
 DEFAULT_TIMEOUT = 600
-MAX_NEIGHBOURS = 200
+MAX_NEIGHBOURS = 1000
 
 
-def neighbour_range(n_products: int) -> tuple[int, int]:
-    return 5, max(5, min(MAX_NEIGHBOURS, n_products - 1))
+def neighbour_range(n_products: int, max_neighbours: int = MAX_NEIGHBOURS) -> tuple[int, int]:
+    """Neighbourhood sizes searched: 5 to ``max_neighbours`` (at most every other product).
+
+    Large neighbourhoods rank better on MovieLens (validation precision@10 of asymmetric cosine, alpha
+    0.3: 0.1451 with 200 neighbours, 0.1486 with 1,000); the cap bounds the served artifact, 12 bytes per
+    product and neighbour (1,000 neighbours on 50,000 products: 600 MB).
+    """
+    upper = max(1, min(int(max_neighbours), n_products - 1))
+    return min(5, upper), upper
 
 
-def default_trial(n_products: int) -> dict:
+def default_trial(n_products: int, max_neighbours: int = MAX_NEIGHBOURS) -> dict:
     """Tried first, so that even a tiny budget scores a sensible configuration: plain cosine, 50 neighbours
     (as implicit's CosineRecommender), no recency weighting, events ignored."""
-    return {"similarity": "cosine", "n_neighbours": min(50, neighbour_range(n_products)[1]),
+    return {"similarity": "cosine", "n_neighbours": min(50, neighbour_range(n_products, max_neighbours)[1]),
             "half_life_days": 2000.0, "w_product_view": 0.0, "w_add_to_cart": 0.0}
 
 
@@ -56,9 +63,12 @@ def add_arguments(parser) -> None:
                         help=f"days at the end of the data held out as the test window (default {DEFAULT_TEST_DAYS})")
     parser.add_argument("--val-days", type=whole_number, default=DEFAULT_VAL_DAYS,
                         help=f"days before the test window used to tune (default {DEFAULT_VAL_DAYS})")
+    parser.add_argument("--max-neighbours", type=whole_number, default=MAX_NEIGHBOURS,
+                        help="largest neighbourhood searched; the served model holds 12 bytes per product and "
+                             f"neighbour (default {MAX_NEIGHBOURS})")
 
 
-def suggest_params(trial, n_products: int, events: bool = True) -> dict:
+def suggest_params(trial, n_products: int, events: bool = True, max_neighbours: int = MAX_NEIGHBOURS) -> dict:
     """The search space; conditional parameters only where they matter (no event weights without events)."""
     similarity = trial.suggest_categorical("similarity", ["cosine", "asymmetric", "shrunk"])
     params = {"similarity": similarity}
@@ -66,7 +76,8 @@ def suggest_params(trial, n_products: int, events: bool = True) -> dict:
         params["alpha"] = trial.suggest_float("alpha", 0.0, 1.0)
     if similarity == "shrunk":
         params["shrinkage"] = trial.suggest_float("shrinkage", 1.0, 200.0, log=True)
-    params["n_neighbours"] = trial.suggest_int("n_neighbours", *neighbour_range(n_products), log=True)
+    params["n_neighbours"] = trial.suggest_int("n_neighbours", *neighbour_range(n_products, max_neighbours),
+                                               log=True)
     params["half_life_days"] = trial.suggest_float("half_life_days", 7.0, 2000.0, log=True)
     if events:
         params["event_weights"] = {
@@ -85,7 +96,7 @@ def model_params(optuna_params: dict) -> dict:
     return params
 
 
-def make_objective(data, baseline, k: int):
+def make_objective(data, baseline, k: int, max_neighbours: int = MAX_NEIGHBOURS):
     """Validation precision@k of item-CF fitted on the history before the validation window."""
     from models.itemcf import ItemCF
     from pipelines.recommender_training import validation_score
@@ -94,7 +105,8 @@ def make_objective(data, baseline, k: int):
     popularity = baseline.popularity("validation")
 
     def objective(trial) -> float:
-        params = suggest_params(trial, len(log.product_ids), events=len(log.ev_user) > 0)
+        params = suggest_params(trial, len(log.product_ids), events=len(log.ev_user) > 0,
+                                max_neighbours=max_neighbours)
         recommender = ItemCF(**params).fit(log).recommender(popularity)
         return validation_score(recommender, data, k)
 
@@ -103,7 +115,8 @@ def make_objective(data, baseline, k: int):
 
 def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_N_TRIALS,
           timeout: float | None = DEFAULT_TIMEOUT, seed: int = 42, storage: str | None = None, k: int = 10,
-          study_name: str = "itemcf", test_days: int | None = None, val_days: int | None = None):
+          study_name: str = "itemcf", test_days: int | None = None, val_days: int | None = None,
+          max_neighbours: int = MAX_NEIGHBOURS):
     """Run the whole entry point; returns the :class:`pipelines.runs.TrainResult`."""
     import time
 
@@ -118,18 +131,21 @@ def train(data_dir: str | Path | None = None, *, n_trials: int | None = DEFAULT_
 
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
         raise ConfigurationError(f"k must be an integer from 1 to 100, got {k!r}")
+    if isinstance(max_neighbours, bool) or not isinstance(max_neighbours, int) or max_neighbours < 1:
+        raise ConfigurationError(f"max_neighbours must be a positive integer, got {max_neighbours!r}")
     started = time.monotonic()
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     data = rt.load_recommender_data(data_dir, test_days or rt.DEFAULT_TEST_DAYS, val_days or rt.DEFAULT_VAL_DAYS)
-    with family_run(FAMILY, study_name, params={"k": k, "data_dir": str(data_dir)},
+    with family_run(FAMILY, study_name,
+                    params={"k": k, "data_dir": str(data_dir), "max_neighbours": max_neighbours},
                     tags={"model_type": "item-based CF"}) as run:
         rt.log_data_inputs(data)
         baseline = rt.popularity_baseline(data, k)
         mlflow.log_param("baseline_window_days", baseline.window_days or "all")
-        study = run_study(make_objective(data, baseline, k), study_name=study_name, metrics=f"precision_at_{k}",
-                          directions="maximize", n_trials=n_trials, timeout=timeout, seed=seed,
-                          storage=storage or None, baseline=baseline.test_metrics,
-                          enqueue=[default_trial(len(data.catalog))])
+        study = run_study(make_objective(data, baseline, k, max_neighbours), study_name=study_name,
+                          metrics=f"precision_at_{k}", directions="maximize", n_trials=n_trials,
+                          timeout=timeout, seed=seed, storage=storage or None, baseline=baseline.test_metrics,
+                          enqueue=[default_trial(len(data.catalog), max_neighbours)])
         params = model_params(study.best_params)
         fit_started = time.monotonic()
         model = ItemCF(**params).fit(data.log("test"))
@@ -145,7 +161,7 @@ def train_from_args(args):
     """Run the study and the final fit for the parsed options of :func:`add_arguments`; registers nothing."""
     return train(args.data_dir or None, n_trials=args.n_trials, timeout=args.timeout, seed=args.seed,
                  storage=args.storage or None, k=args.k, study_name=args.study_name or "itemcf",
-                 test_days=args.test_days, val_days=args.val_days)
+                 test_days=args.test_days, val_days=args.val_days, max_neighbours=args.max_neighbours)
 
 
 def run(args) -> int:

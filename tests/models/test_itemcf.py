@@ -6,7 +6,7 @@ import pytest
 from scipy import sparse
 
 from models.interactions import InteractionLog
-from models.itemcf import ItemCF, ItemCFScorer, item_neighbours, neighbour_matrix
+from models.itemcf import ItemCF, ItemCFScorer, item_neighbours, neighbour_lists, neighbour_matrix, similarity_matrix
 from models.popularity import PopularityRecommender, PopularityScorer, popularity_scores
 from models.recommender import Recommender, rank_top_k
 
@@ -85,7 +85,7 @@ def make_recommender(purchased=None, popularity=(5.0, 1.0, 3.0, 2.0), n_neighbou
     index, sim = item_neighbours(user_items, n_neighbours=n_neighbours)
     purchased = sparse.csr_matrix(X > 0 if purchased is None else purchased)
     products = np.array(["P0", "P1", "P2", "P3"])
-    scorer = ItemCFScorer(user_items, index, sim, products, purchased)
+    scorer = ItemCFScorer(user_items, neighbour_matrix(index, sim), products, purchased)
     return Recommender(scorer, [f"C{i}" for i in range(5)], products, purchased, np.array(popularity))
 
 
@@ -193,7 +193,7 @@ def test_itemcf_estimator_fits_from_an_interaction_log():
     })
     log = InteractionLog.from_frames(transactions)
     model = ItemCF(n_neighbours=2)
-    assert not hasattr(model, "neighbour_index_")
+    assert not hasattr(model, "similarity_")
     model.fit(log)
     assert model.user_items_.shape == (6, 4)
     rec = model.recommender(popularity_scores(transactions, log.product_ids))
@@ -249,8 +249,7 @@ def test_recency_half_life_weighs_histories_not_similarities():
     log = InteractionLog.from_frames(transactions, reference_date="2024-01-31")
     plain = ItemCF(n_neighbours=2).fit(log)
     recent = ItemCF(n_neighbours=2, half_life_days=10).fit(log)
-    np.testing.assert_array_equal(plain.neighbour_index_, recent.neighbour_index_)
-    np.testing.assert_allclose(plain.neighbour_sim_, recent.neighbour_sim_)
+    np.testing.assert_array_equal(plain.similarity_, recent.similarity_)  # 2 of 3 products: held dense
     # A bought x 30 days and y 10 days before the reference date: amounts decay to 1/8 and 1/2
     np.testing.assert_allclose(recent.user_items_[0].toarray(), [[np.log1p(10 / 8), np.log1p(10 / 2), 0.0]])
     np.testing.assert_allclose(plain.user_items_[0].toarray(), [[np.log1p(10), np.log1p(10), 0.0]])
@@ -265,3 +264,48 @@ def test_chunked_scoring_gives_the_same_lists():
     lists = rec.recommend_all(["C0", "nobody", "C4"], k=2)
     assert lists["nobody"] == ["P0", "P2"]
     assert lists["C0"] == rec.recommend("C0", 2)["product_id"].tolist()
+
+
+def brute_force_top(similarity: np.ndarray, width: int) -> np.ndarray:
+    """Keep each row's ``width`` largest positive entries; ties at the cut to the lower column."""
+    kept = np.zeros_like(similarity)
+    for row in range(similarity.shape[0]):
+        order = sorted(np.flatnonzero(similarity[row] > 0), key=lambda j: (-similarity[row, j], j))[:width]
+        kept[row, order] = similarity[row, order]
+    return kept
+
+
+@pytest.mark.parametrize("n_neighbours", [1, 3, 7, 40])
+def test_truncation_keeps_the_top_n_with_ties_to_the_lower_index(n_neighbours):
+    rng = np.random.default_rng(3)
+    binary = (rng.random((60, 25)) < 0.3).astype(float)  # 0/1 data: many equal similarities
+    matrix = similarity_matrix(sparse.csr_matrix(binary), n_neighbours=n_neighbours)
+    expected = brute_force_top(dense_similarity(binary, "cosine"), n_neighbours)
+    np.testing.assert_allclose(matrix.toarray(), expected, rtol=1e-12, atol=0)
+    as_array = similarity_matrix(sparse.csr_matrix(binary), n_neighbours=n_neighbours, dense=True)
+    np.testing.assert_array_equal(as_array, matrix.toarray())
+    index, sim = neighbour_lists(matrix)
+    np.testing.assert_allclose(neighbour_matrix(index, sim).toarray(), expected, rtol=1e-12, atol=0)
+
+
+def test_dense_and_sparse_scorers_agree_on_scores_and_reasons():
+    rng = np.random.default_rng(8)
+    weights = sparse.random(50, 30, density=0.15, random_state=rng, format="csr") * 4
+    purchased = sparse.csr_matrix(weights > 1)  # the rest counts as viewed
+    products = np.array([f"P{j}" for j in range(30)])
+    matrix = similarity_matrix(weights, similarity="asymmetric", alpha=0.3, n_neighbours=12)
+    dense = ItemCFScorer(weights, matrix.toarray(), products, purchased, dense=True)
+    lean = ItemCFScorer(weights, matrix, products, purchased, dense=False)
+    assert dense._dense is not None and lean._dense is None
+    expected = weights.toarray() @ matrix.toarray()
+    np.testing.assert_allclose(dense.score_users(np.arange(50)), expected, atol=1e-12)
+    np.testing.assert_allclose(lean.score_users(np.arange(50)), expected, atol=1e-12)
+    for user in range(50):
+        np.testing.assert_allclose(dense.scores(user), expected[user], atol=1e-12)
+        np.testing.assert_allclose(lean.scores(user), expected[user], atol=1e-12)
+        items = np.argsort(-expected[user], kind="stable")[:6]
+        assert dense.reasons(user, items) == lean.reasons(user, items)
+    # the automatic choice: dense only when a third of the matrix is filled
+    assert ItemCFScorer(weights, similarity_matrix(weights, n_neighbours=2), products, purchased)._dense is None
+    assert ItemCFScorer(weights, similarity_matrix(weights, n_neighbours=29), products,
+                        purchased)._dense is not None

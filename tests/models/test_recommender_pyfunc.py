@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ErrorCode, INVALID_PARAMETER_VALUE
 from scipy import sparse
 
-from models.itemcf import ItemCFScorer, item_neighbours
+from models.itemcf import ItemCFScorer, similarity_matrix
 from models.recommender import Recommender
 from pipelines.recommender_training import check_round_trip, compare_recommendations, log_recommender_model, \
     recommendations_table
@@ -26,8 +26,7 @@ PRODUCTS = np.array([f"P{j:03d}" for j in range(N_ITEMS)])
 
 def build() -> Recommender:
     purchased = sparse.csr_matrix(X > 0)
-    index, sim = item_neighbours(X, n_neighbours=8)
-    scorer = ItemCFScorer(X, index, sim, PRODUCTS, purchased)
+    scorer = ItemCFScorer(X, similarity_matrix(X, n_neighbours=8), PRODUCTS, purchased)
     popularity = np.asarray((X > 0).sum(axis=0)).ravel().astype(float)
     return Recommender(scorer, CUSTOMERS, PRODUCTS, purchased, popularity)
 

@@ -147,6 +147,8 @@ def test_recommend_command_errors_name_the_problem(trained):
 def test_bad_options_are_configuration_errors(shop_dir):
     with pytest.raises(ConfigurationError, match="k must be an integer from 1 to 100"):
         train_itemcf.train(shop_dir, n_trials=1, k=0)
+    with pytest.raises(ConfigurationError, match="max_neighbours must be a positive integer, got 0"):
+        train_itemcf.train(shop_dir, n_trials=1, max_neighbours=0)
     with pytest.raises(ConfigurationError, match="test_days"):
         load_recommender_data(shop_dir, test_days=5000)
 
@@ -165,6 +167,14 @@ def test_search_space_is_conditional():
         assert 5 <= params["n_neighbours"] <= 59
         study.tell(trial, float(np.random.default_rng(0).random()))
     assert seen == {"cosine", "asymmetric", "shrunk"}
+    # the neighbourhood cap: the search stays within --max-neighbours, and within the catalogue
+    assert train_itemcf.neighbour_range(5000, max_neighbours=300) == (5, 300)
+    assert train_itemcf.neighbour_range(60) == (5, 59)
+    assert train_itemcf.neighbour_range(3) == (2, 2)
+    capped = [train_itemcf.suggest_params(study.ask(), n_products=5000, max_neighbours=40)["n_neighbours"]
+              for _ in range(20)]
+    assert 5 <= min(capped) and max(capped) <= 40
+    assert train_itemcf.default_trial(5000, max_neighbours=20)["n_neighbours"] == 20
     flat = {"similarity": "shrunk", "shrinkage": 3.0, "n_neighbours": 9, "half_life_days": 30.0,
             "w_product_view": 0.2, "w_add_to_cart": 1.5}
     assert train_itemcf.model_params(flat) == {"similarity": "shrunk", "shrinkage": 3.0, "n_neighbours": 9,
@@ -179,6 +189,8 @@ def test_options_take_mlproject_values():
     assert (args.data_dir, args.n_trials, args.storage, args.k, args.seed) == ("", 20, "", 5, 7)
     defaults = parser.parse_args([])
     assert (defaults.n_trials, defaults.timeout, defaults.k, defaults.test_days) == (50, 600, 10, 60)
+    assert defaults.max_neighbours == 1000
+    assert parser.parse_args(["--max-neighbours", "250.0"]).max_neighbours == 250
     with pytest.raises(SystemExit):
         parser.parse_args(["--n-trials", "2.5"])
 

@@ -221,3 +221,25 @@ def test_bad_options_are_named(mlflow_env, shop_dir, capsys):
         train(shop_dir, tuning_customers=-5)
     assert cli_main(["train-svdpp", "--data-dir", str(shop_dir / "missing")]) == 2
     assert "no customers.parquet or customers.csv" in capsys.readouterr().err
+
+
+def test_search_space_has_the_implicit_regularisation_for_every_objective():
+    from models.svdpp import SVDppRecommender
+    from pipelines.train_svdpp import IMPLICIT_REGULARISATION, RATING_IMPLICIT_REGULARISATION, model_params, \
+        suggest_params
+
+    for objective, (low, high) in [("rmse", RATING_IMPLICIT_REGULARISATION), ("precision", IMPLICIT_REGULARISATION),
+                                   ("multi", IMPLICIT_REGULARISATION)]:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+        for _ in range(25):
+            trial = study.ask()
+            params = suggest_params(trial, objective)
+            assert low <= params["reg_yj"] <= high
+            assert params["objective"] == ("rmse" if objective == "rmse" else params["objective"])
+            rebuilt = model_params(trial.params)
+            assert rebuilt["reg_yj"] == params["reg_yj"]  # kept for rating models too
+            SVDppRecommender(**rebuilt)._check_params()
+            study.tell(trial, 0.0)
+    # the enqueued start for rmse is exactly Surprise's default (reg_yj = reg_all = 0.02)
+    assert SURPRISE_DEFAULTS["reg_yj"] == SURPRISE_DEFAULTS["reg_all"] == 0.02
+    assert RATING_IMPLICIT_REGULARISATION[0] < 0.01 < RATING_IMPLICIT_REGULARISATION[1]
