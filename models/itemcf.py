@@ -15,7 +15,7 @@ matrix. A customer's score for ``j`` is ``sum_i x_ui * sim(i, j)`` over the cust
 (weighted by recency when a half-life is set): for all customers at once the product ``X @ S``; for
 one customer a ``bincount`` over the similarity rows of the few products in the history. When the
 neighbourhoods cover a third of the catalogue or more (MovieLens' tuned model keeps ~950 of 1,682),
-``S`` is held dense, which is no bigger and makes both products BLAS-like. The model artifact stores
+``S`` is held dense, which is no bigger and turns both products into plain array arithmetic. The model artifact stores
 ``S`` as padded neighbour lists, best first. The reason given for a recommendation is the history
 product that contributed most.
 """
@@ -234,7 +234,8 @@ class ItemCFScorer:
         starts, ends = self.similarity.indptr[items], self.similarity.indptr[items + 1]
         lengths = ends - starts
         owner = np.repeat(np.arange(len(items)), lengths)
-        flat = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+        offset_in_row = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        flat = np.repeat(starts, lengths) + offset_in_row
         return owner, self.similarity.indices[flat], self.similarity.data[flat]
 
     def scores(self, user_index: int) -> np.ndarray:
