@@ -4,9 +4,10 @@ Needs the registry filled by the main job (`make run` or `storefront main`), in 
 store (or MLFLOW_TRACKING_URI). Starts each server itself with `mlflow models serve --env-manager local`
 on a free loopback port, then:
 
-* latency: 500 sequential single-row requests per model over one keep-alive connection (recommender with
-  k=10, churn with one customer, SARIMA with horizon 12, and a trivial pyfunc that returns its input:
-  the framework's floor); median and p99;
+* latency: 500 single-row requests per model, one keep-alive connection each (recommender with k=10, churn
+  with one customer, SARIMA with horizon 12, and a trivial pyfunc that returns its input: the framework's
+  floor), all servers up at once and the requests interleaved (500 rounds of one request to each, in a
+  shuffled order) so that every model meets the same machine load; median and p99;
 * throughput: 16 concurrent keep-alive clients for 20 s against the recommender with 1 and 2 workers:
   requests per second, p99, errors.
 
@@ -43,18 +44,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def sequential(server: Server, payload: dict, n: int) -> dict:
-    session = requests.Session()
-    url = f"{server.url}/invocations"
-    for _ in range(10):  # warm-up
-        session.post(url, json=payload, timeout=30).raise_for_status()
-    times = []
+def interleaved(servers: dict[str, Server], payloads: dict[str, dict], n: int, seed: int = 0) -> dict[str, dict]:
+    """``n`` rounds of one request to every server (keep-alive, one connection each), in a shuffled order.
+
+    Every model sees the same moments of the machine's load, so drift (other processes, CPU frequency)
+    moves all medians alike and the ratios to the floor stay comparable from run to run; timing one
+    model after another let the floor and a model land on different minutes of a 2-core machine.
+    """
+    import random
+
+    sessions = {label: requests.Session() for label in servers}
+    urls = {label: f"{server.url}/invocations" for label, server in servers.items()}
+    for label in servers:
+        for _ in range(10):  # warm-up
+            sessions[label].post(urls[label], json=payloads[label], timeout=30).raise_for_status()
+    times = {label: [] for label in servers}
+    order = list(servers)
+    rng = random.Random(seed)
     for _ in range(n):
-        t0 = time.perf_counter()
-        response = session.post(url, json=payload, timeout=30)
-        times.append((time.perf_counter() - t0) * 1000)
-        response.raise_for_status()
-    return {"requests": n, "median_ms": statistics.median(times), "p99_ms": percentile(times, 0.99)}
+        rng.shuffle(order)
+        for label in order:
+            t0 = time.perf_counter()
+            response = sessions[label].post(urls[label], json=payloads[label], timeout=30)
+            times[label].append((time.perf_counter() - t0) * 1000)
+            response.raise_for_status()
+    return {label: {"requests": n, "median_ms": statistics.median(values), "p99_ms": percentile(values, 0.99)}
+            for label, values in times.items()}
 
 
 def load(server: Server, payload: dict, clients: int, seconds: float) -> dict:
@@ -140,15 +155,16 @@ def main() -> int:
                               {"dataframe_records": [{"category": "Electronics", "horizon": 12}]}),
     }
     logs = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    latency = {}
-    for label, (model_uri, payload) in cases.items():
-        server = Server(model_uri, uri, logs / f"{len(latency)}.log").wait(120)
-        try:
-            latency[label] = sequential(server, payload, n)
-        finally:
+    servers = {}
+    try:
+        for number, (label, (model_uri, _)) in enumerate(cases.items()):
+            servers[label] = Server(model_uri, uri, logs / f"{number}.log").wait(120)
+        latency = interleaved(servers, {label: payload for label, (_, payload) in cases.items()}, n)
+    finally:
+        for server in servers.values():
             server.stop()
-        print(f"{label:22s} median {latency[label]['median_ms']:.2f} ms  p99 {latency[label]['p99_ms']:.2f} ms",
-              flush=True)
+    for label, row in latency.items():
+        print(f"{label:22s} median {row['median_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms", flush=True)
     floor = latency["floor (echo pyfunc)"]["median_ms"]
     throughput = {}
     for workers in (1, 2):
@@ -164,7 +180,8 @@ def main() -> int:
              f"Measured {time.strftime('%Y-%m-%d')} on {platform.platform()}, {os.cpu_count()} CPUs. "
              f"Command: `python benchmarks/bench_serving.py{' --quick' if args.quick else ''}` "
              "(servers: `mlflow models serve --env-manager local`, loopback).", "",
-             f"## Latency: {n} sequential single-row requests, one keep-alive connection", "",
+             f"## Latency: {n} single-row requests per model, one keep-alive connection each, interleaved "
+             "(rounds of one request to every server, shuffled)", "",
              "| model | median (ms) | p99 (ms) | median / floor | target |", "|---|---:|---:|---:|---|"]
     for label, row in latency.items():
         lines.append(f"| {label} | {row['median_ms']:.2f} | {row['p99_ms']:.2f} | {row['median_ms'] / floor:.2f} "
