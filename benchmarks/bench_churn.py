@@ -26,12 +26,8 @@ and ``benchmarks/results/churn.json``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
-import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -40,7 +36,8 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+from benchmarks.reporting import machine_info, parse_gnu_time, write_results  # noqa: E402  (after the path set-up)
 TELCO_FILE = "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "telco-churn"
 TARGETS = {"auc": 0.850, "brier": 0.134, "feature_seconds": 60.0, "rss_gb": 6.0}
@@ -186,17 +183,6 @@ def features_worker(folder: Path, cutoff: str) -> None:
                       "feature_columns": features.shape[1] - 1}))
 
 
-def parse_gnu_time(text: str) -> dict[str, float]:
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    if not wall or not rss:
-        raise RuntimeError(f"could not parse GNU time output:\n{text[-2000:]}")
-    seconds = 0.0
-    for part in wall.group(1).split(":"):
-        seconds = seconds * 60 + float(part)
-    return {"wall_s": seconds, "max_rss_gb": int(rss.group(1)) / 1024**2}
-
-
 def features_benchmark(customers: int, transactions: int, events: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-churn-") as tmp:
         t0 = time.perf_counter()
@@ -309,16 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         "peak memory < 6 GB": features["max_rss_gb"] < TARGETS["rss_gb"],
     }
     report = {
-        "machine": {"date": dt.date.today().isoformat(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "load_average": os.getloadavg()},
+        "machine": machine_info(),
         "command": "python benchmarks/bench_churn.py " + " ".join(argv),
         "telco": telco, "features": features, "targets": TARGETS, "verdicts": verdicts,
         "wall_seconds": time.perf_counter() - started,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "churn.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (RESULTS / "churn.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results("churn", report, markdown(report))
     return 0
 
 

@@ -31,22 +31,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.reporting import parse_gnu_time  # noqa: E402  (after the path set-up)
 TIME = "/usr/bin/time"
 TARGETS = {5000: {"seconds": 20.0, "rss_gb": 4.0}, 50000: {"seconds": 180.0, "rss_gb": 4.0}}
 TABLES = ("customers", "products", "transactions", "events")
-
-
-def parse_gnu_time(text: str) -> dict[str, float]:
-    """Wall seconds and max RSS (GB) from ``/usr/bin/time -v`` output."""
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    if not wall or not rss:
-        raise RuntimeError(f"could not parse GNU time output:\n{text[-2000:]}")
-    seconds = 0.0
-    for part in wall.group(1).split(":"):
-        seconds = seconds * 60 + float(part)
-    return {"wall_s": round(seconds, 2), "max_rss_gb": round(int(rss.group(1)) / 1024**2, 3)}
 
 
 def run_once(customers: int, years: int, seed: int, workdir: Path) -> dict:

@@ -32,10 +32,8 @@ Needs ``implicit`` (the ``bench`` extra: ``pip install -e ".[bench]"``). Writes
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -45,7 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.reporting import machine_info, verdict_rows, write_results  # noqa: E402  (after the path set-up)
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ml-100k"
 K = 10
 TARGETS = {"precision_at_10": 0.170, "speed_ratio": 2.0, "latency_ms": 2.0}
@@ -267,8 +265,7 @@ def main(argv=None) -> int:
         "pyfunc top-10 median < 2 ms": latency["median_ms"] < TARGETS["latency_ms"],
     }
     report = {
-        "machine": {"date": dt.date.today().isoformat(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "load_average": os.getloadavg()},
+        "machine": machine_info(),
         "command": "python benchmarks/bench_itemcf.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "protocol": "per-user temporal split, latest 20% (>= 1) of each user's ratings = test; train items excluded",
         "data": {"ratings": len(ratings), "train": len(train), "test": len(test), "test_users": len(relevant)},
@@ -277,10 +274,7 @@ def main(argv=None) -> int:
         "rows": rows, "latency": latency, "targets": TARGETS, "verdicts": verdicts,
         "wall_seconds": time.perf_counter() - started,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "itemcf.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (RESULTS / "itemcf.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results("itemcf", report, markdown(report))
     return 0
 
 
@@ -314,10 +308,8 @@ def markdown(report: dict) -> str:
         f"(the engine alone: median {lat['engine_median_ms']:.3f} ms; the rest is MLflow's input/params "
         "validation and building the output DataFrame).",
         "",
-        "| target | met |",
-        "|---|---|",
+        *verdict_rows(report["verdicts"]),
     ]
-    lines += [f"| {name} | {'yes' if ok else 'no'} |" for name, ok in report["verdicts"].items()]
     return "\n".join(lines) + "\n"
 
 

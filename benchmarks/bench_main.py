@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.reporting import parse_gnu_time  # noqa: E402  (after the path set-up)
 BIN = Path(sys.executable).parent
 TARGET_SECONDS = 600
 
@@ -34,9 +35,9 @@ def run_main(home: Path, quick: bool) -> dict:
     wall = time.monotonic() - started
     if proc.returncode != 0:
         sys.exit(f"main job failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    rss_gb = parse_gnu_time(proc.stderr)["max_rss_gb"]
     summary = proc.stdout[proc.stdout.index("family"):proc.stdout.index("main job finished")].rstrip()
-    return {"wall_seconds": round(wall, 1), "max_rss_gb": round(rss_kb / 1024 ** 2, 2), "summary": summary}
+    return {"wall_seconds": round(wall, 1), "max_rss_gb": round(rss_gb, 2), "summary": summary}
 
 
 def main() -> None:

@@ -29,10 +29,7 @@ Needs ``pmdarima`` (the ``bench`` extra). Writes ``benchmarks/results/sarima.md`
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.reporting import machine_info, verdict_rows, write_results  # noqa: E402  (after the path set-up)
 DEFAULT_AIR = ROOT.parent / "shared" / "data" / "air-passengers" / "AirPassengers.csv"
 TEST_MONTHS = 24
 TARGETS = {"air_mape": 0.024, "shop_seconds": 180.0, "latency_ms": 20.0, "bytes_per_series": 200_000}
@@ -201,17 +198,13 @@ def main(argv=None) -> int:
         "model size < 200 KB per category": latency["model_folder_bytes_per_series"] < TARGETS["bytes_per_series"],
     }
     report = {
-        "machine": {"date": dt.date.today().isoformat(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "load_average": os.getloadavg()},
+        "machine": machine_info(),
         "command": "python benchmarks/bench_sarima.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "protocol": "AirPassengers: train 1949-1958 (120 months), forecast 1959-1960 (24 months)",
         "air_rows": rows, "ours_air": ours, "shop": shop_row, "served": latency, "targets": TARGETS,
         "verdicts": verdicts, "wall_seconds": time.perf_counter() - started,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sarima.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (RESULTS / "sarima.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results("sarima", report, markdown(report))
     return 0
 
 
@@ -254,10 +247,8 @@ def markdown(report: dict) -> str:
         f"folder (MLmodel, code, requirements, input example) {lat['model_folder_bytes'] / 1000:.0f} KB, "
         f"{lat['model_folder_bytes_per_series'] / 1000:.1f} KB per series.",
         "",
-        "| target | met |",
-        "|---|---|",
+        *verdict_rows(report["verdicts"]),
     ]
-    lines += [f"| {name} | {'yes' if ok else 'no'} |" for name, ok in report["verdicts"].items()]
     return "\n".join(lines) + "\n"
 
 

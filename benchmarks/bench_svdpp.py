@@ -64,6 +64,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.reporting import verdict_rows  # noqa: E402  (after the path set-up)
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ml-100k"
 K = 10
 OUTER_FOLDS = 5
@@ -551,7 +552,7 @@ def write_report(results: dict, command: str) -> str:
         tuned_precision = b["rows"]["SVD++ ranking objective, Optuna-tuned"]["precision_at_10"]
         verdicts.append((f"SVD++ ranking objective precision@10 >= {TARGETS['precision_at_10']}",
                          tuned_precision >= TARGETS["precision_at_10"]))
-    lines += ["| target | met |", "|---|---|"] + [f"| {name} | {'yes' if ok else 'no'} |" for name, ok in verdicts]
+    lines += verdict_rows(dict(verdicts))
     return "\n".join(lines) + "\n"
 
 

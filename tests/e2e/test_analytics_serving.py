@@ -8,32 +8,18 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Both entry points on a tiny shop (two trials each: one trial makes Optuna warn in the importance plot) in a tracking store of the module's own."""
-    import mlflow
-
+def trained(tracking_home, shop_folder):
+    """Both entry points on a tiny shop (two trials each: one trial makes Optuna warn in the importance plot),
+    logged to the session's tracking store (training registers nothing)."""
     from pipelines import train_next_category, train_segments
-    from pipelines.synthetic import generate_shop
-    from pipelines.tables import write_tables
+    from pipelines.rescoring import load_holdout
 
-    home = tmp_path_factory.mktemp("analytics-serve-home")
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    tables, _ = generate_shop(customers=400, products=40, years=2, seed=17)
-    data = home / "data"
-    write_tables(tables, data)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STOREFRONT_HOME", str(home))
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        mp.delenv("STOREFRONT_ARTIFACT_ROOT", raising=False)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        segments = train_segments.train(data, n_trials=2, max_k=4)
-        next_category = train_next_category.train(data, n_trials=2, snapshots=2)
-        from pipelines.rescoring import load_holdout
-
-        holdout = load_holdout(next_category.run_id)[0]
-        yield {"uri": uri, "segments": segments, "next_category": next_category, "requests": holdout}
+    data = shop_folder(customers=400, products=40, years=2, seed=17)
+    segments = train_segments.train(data, n_trials=2, max_k=4)
+    next_category = train_next_category.train(data, n_trials=2, snapshots=2)
+    holdout = load_holdout(next_category.run_id)[0]
+    return {"uri": f"sqlite:///{tracking_home / 'mlflow.db'}", "segments": segments, "next_category": next_category,
+            "requests": holdout}
 
 
 def test_segments_model_over_http(trained, serve):
