@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.reporting import machine_info, parse_gnu_time, write_results  # noqa: E402  (after the path set-up)
+from benchmarks.reporting import machine_info, measured_line, parse_gnu_time, write_results  # noqa: E402  (after the path set-up)
 TELCO_FILE = "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "telco-churn"
 TARGETS = {"auc": 0.850, "brier": 0.134, "feature_seconds": 60.0, "rss_gb": 6.0}
@@ -208,8 +208,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# Churn benchmark (IBM Telco churn, nested 5-fold CV; feature building at 5M transactions)",
         "",
-        f"Measured {m['date']} on {m['platform']}, {m['cpus']} CPUs, Python {m['python']} "
-        f"(load average at the end {m['load_average'][0]:.1f}).",
+        measured_line(m),
         f"Command: `{report['command'].strip()}`.",
         "",
         f"## (a) Telco: {t['rows']} customers, {t['positive_rate']:.1%} churners, 5-fold stratified CV (seed {t['seed']})",

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.bench_churn import DEFAULT_DATA, OUTER_FOLDS, TELCO_FILE  # noqa: E402
-from benchmarks.reporting import machine_info, write_results  # noqa: E402
+from benchmarks.reporting import machine_info, measured_line, write_results  # noqa: E402
 
 OUTER_SEED = 0  # bench_churn.py's default --seed, which also seeds its outer split
 INNER_SEEDS = (0, 1, 2)
@@ -53,7 +53,6 @@ def describe(params: dict) -> str:
 
 def added_terms(kind: str, continuous: list[str], categorical: list[str]):
     """A ColumnTransformer entry producing the product terms of ``kind`` (scaled signed-log numerics)."""
-    import numpy as np
     from sklearn.base import BaseEstimator, TransformerMixin
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -167,8 +166,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# Churn: what tuning sees on Telco (inner CV of one outer fold's training part)",
         "",
-        f"Measured {m['date']} on {m['platform']}, {m['cpus']} CPUs, Python {m['python']} "
-        f"(load average at the end {m['load_average'][0]:.1f}).",
+        measured_line(m),
         f"Command: `{report['command'].strip()}`.",
         "",
         f"Outer fold {r['fold']} of `bench_churn.py`'s split (5-fold stratified, seed {OUTER_SEED}): its training "

@@ -17,10 +17,7 @@ GNU time is needed (``apt-get install -y time`` on Debian/Ubuntu).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -32,8 +29,7 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
-from benchmarks.reporting import parse_gnu_time  # noqa: E402  (after the path set-up)
+from benchmarks.reporting import machine_info, measured_line, parse_gnu_time, write_results  # noqa: E402  (after the path set-up)
 TIME = "/usr/bin/time"
 TARGETS = {5000: {"seconds": 20.0, "rss_gb": 4.0}, 50000: {"seconds": 180.0, "rss_gb": 4.0}}
 TABLES = ("customers", "products", "transactions", "events")
@@ -69,7 +65,7 @@ def markdown(results: list[dict], machine: dict) -> str:
     lines = [
         "# generate-data benchmark",
         "",
-        f"Measured {machine['date']} on {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}.",
+        measured_line(machine),
         "Command: `/usr/bin/time -v python -m pipelines.cli generate-data --no-track --customers N "
         "--format parquet` (fresh process per row).",
         "`generate+write` is the generator's own time (generate, write Parquet, digest) from its progress lines;",
@@ -98,23 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(TIME).exists():
         print(f"{TIME} (GNU time) is missing: install it with `apt-get install -y time`", file=sys.stderr)
         return 1
-    machine = {
-        "date": dt.date.today().isoformat(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-    }
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         for customers in args.sizes:
             print(f"generate-data --customers {customers} --years {args.years} ...", flush=True)
             results.append(run_once(customers, args.years, args.seed, Path(tmp)))
-    text = markdown(results, machine)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "generate.md").write_text(text)
-    (RESULTS / "generate.json").write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'generate.md'} and {RESULTS / 'generate.json'}")
+    machine = machine_info()
+    write_results("generate", {"machine": machine, "results": results}, markdown(results, machine))
     return 0 if all(r.get("meets_target", True) for r in results) else 1
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.reporting import machine_info, verdict_rows, write_results  # noqa: E402  (after the path set-up)
+from benchmarks.reporting import machine_info, measured_line, verdict_rows, write_results  # noqa: E402  (after the path set-up)
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ml-100k"
 K = 10
 TARGETS = {"precision_at_10": 0.170, "speed_ratio": 2.0, "latency_ms": 2.0}
@@ -283,8 +283,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# item-CF benchmark (MovieLens 100k, top-10)",
         "",
-        f"Measured {m['date']} on {m['platform']}, {m['cpus']} CPUs, Python {m['python']} "
-        f"(load average at the end {m['load_average'][0]:.1f}).",
+        measured_line(m),
         f"Command: `{report['command'].strip()}`.",
         f"Protocol: {report['protocol']}; metrics averaged over the {report['data']['test_users']} users with a "
         "test item (`evaluation.metrics`). One process, same matrix (`log1p(rating)`) for every model.",

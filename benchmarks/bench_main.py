@@ -9,9 +9,7 @@ benchmarks/results/main.md and .json. Usage: python benchmarks/bench_main.py [--
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -20,8 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
-from benchmarks.reporting import parse_gnu_time  # noqa: E402  (after the path set-up)
+from benchmarks.reporting import machine_info, measured_line, parse_gnu_time, write_results  # noqa: E402  (after the path set-up)
 BIN = Path(sys.executable).parent
 TARGET_SECONDS = 600
 
@@ -53,8 +50,7 @@ def main() -> None:
     lines = [
         "# main job benchmark",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.platform()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}.",
+        measured_line(machine_info()),
         f"Command: `python benchmarks/bench_main.py{' --quick' if args.quick else ''}` "
         f"(runs `/usr/bin/time -v storefront main{' --quick' if args.quick else ''}` in a fresh project home"
         f"{', then again on the same home' if args.rerun else ''}).",
@@ -67,12 +63,7 @@ def main() -> None:
         lines.append(f"| {name} | {r['wall_seconds']} | {r['max_rss_gb']} | < {TARGET_SECONDS} s | {met} |")
     for name, r in runs.items():
         lines += ["", f"Summary printed by the {name.split(' (')[0]}:", "", "```", r["summary"], "```"]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    suffix = "-quick" if args.quick else ""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"main{suffix}.md").write_text(text)
-    (RESULTS / f"main{suffix}.json").write_text(json.dumps(runs, indent=2) + "\n")
+    write_results("main-quick" if args.quick else "main", runs, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

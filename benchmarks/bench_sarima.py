@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.reporting import machine_info, verdict_rows, write_results  # noqa: E402  (after the path set-up)
+from benchmarks.reporting import machine_info, measured_line, verdict_rows, write_results  # noqa: E402  (after the path set-up)
 DEFAULT_AIR = ROOT.parent / "shared" / "data" / "air-passengers" / "AirPassengers.csv"
 TEST_MONTHS = 24
 TARGETS = {"air_mape": 0.024, "shop_seconds": 180.0, "latency_ms": 20.0, "bytes_per_series": 200_000}
@@ -213,8 +213,7 @@ def markdown(report: dict) -> str:
     lines = [
         "# SARIMA benchmark (AirPassengers, generated shop, served model)",
         "",
-        f"Measured {m['date']} on {m['platform']}, {m['cpus']} CPUs, Python {m['python']} "
-        f"(load average at the end {m['load_average'][0]:.1f}; the machine was shared, times are pessimistic).",
+        measured_line(m),
         f"Command: `{report['command'].strip()}`.",
         f"Protocol: {report['protocol']}; MAPE as a fraction; point forecasts on the original scale.",
         "",

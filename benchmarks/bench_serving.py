@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from benchmarks.reporting import machine_info, measured_line, write_results  # noqa: E402
 from e2e.conftest import Server  # noqa: E402  (the same server wrapper as the end-to-end tests)
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -177,7 +177,7 @@ def main() -> int:
               f"p99 {throughput[workers]['p99_ms']:.1f} ms, errors {throughput[workers]['errors']}", flush=True)
 
     lines = ["# Serving benchmark", "",
-             f"Measured {time.strftime('%Y-%m-%d')} on {platform.platform()}, {os.cpu_count()} CPUs. "
+             measured_line(machine_info()) + " "
              f"Command: `python benchmarks/bench_serving.py{' --quick' if args.quick else ''}` "
              "(servers: `mlflow models serve --env-manager local`, loopback).", "",
              f"## Latency: {n} single-row requests per model, one keep-alive connection each, interleaved "
@@ -194,10 +194,7 @@ def main() -> int:
     for workers, row in throughput.items():
         lines.append(f"| {workers} | {row['requests']} | {row['rps']:.0f} | {row['median_ms']:.1f} | "
                      f"{row['p99_ms']:.1f} | {row['errors']} |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "serving.json").write_text(json.dumps({"latency": latency, "throughput": throughput}, indent=2))
-    print("\n".join(lines))
+    write_results("serving", {"latency": latency, "throughput": throughput}, "\n".join(lines) + "\n")
     return 0
 
 

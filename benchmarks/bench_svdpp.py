@@ -49,12 +49,10 @@ the report is rewritten after each part. Writes ``benchmarks/results/svdpp.md`` 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import multiprocessing
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -63,8 +61,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
-from benchmarks.reporting import verdict_rows  # noqa: E402  (after the path set-up)
+from benchmarks.reporting import RESULTS, machine_info, measured_line, verdict_rows, write_results  # noqa: E402
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ml-100k"
 K = 10
 OUTER_FOLDS = 5
@@ -484,10 +481,7 @@ def fmt(value, digits: int = 4) -> str:
 
 def write_report(results: dict, command: str) -> str:
     lines = ["# SVD++ benchmark (MovieLens 100k)", "",
-             f"Measured {results['date']} on {results['platform']}, {results['cpus']} CPUs, Python "
-             f"{results['python']} (load average at the end {results['load_average']:.1f}"
-             + ("; other processes shared the machine, so wall times are upper bounds" if results["load_average"] > 2.5
-                else "") + "); the whole benchmark took "
+             measured_line(results["machine"]) + " The whole benchmark took "
              f"{results['total_seconds'] / 60:.1f} min.",
              f"Command: `{command}`."]
     for part, origin in results.get("earlier_parts", {}).items():
@@ -574,21 +568,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     frame = load_ratings(args.data)
-    results = {"date": dt.date.today().isoformat(), "platform": platform.platform(), "cpus": os.cpu_count(),
-               "python": platform.python_version(), "data": str(args.data), "ratings": len(frame)}
+    results = {"data": str(args.data), "ratings": len(frame)}
     command = "python benchmarks/bench_svdpp.py" + ("" if argv is None and len(sys.argv) == 1 else
                                                     " " + " ".join(sys.argv[1:] if argv is None else argv))
     started = time.perf_counter()
 
-    def save() -> str:
-        results["load_average"] = os.getloadavg()[0]
+    def save() -> None:
+        results["machine"] = machine_info()
         results["total_seconds"] = time.perf_counter() - started
-        report = write_report(results, command)
-        suffix = "-quick" if args.quick else ""
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"svdpp{suffix}.md").write_text(report)
-        (RESULTS / f"svdpp{suffix}.json").write_text(json.dumps(results, indent=2, default=str))
-        return report
+        write_results("svdpp-quick" if args.quick else "svdpp", results, write_report(results, command))
 
     previous = RESULTS / f"svdpp{'-quick' if args.quick else ''}.json"
     if args.part != "all" and previous.is_file():  # keep the other part's figures (measured by an earlier process)
@@ -597,7 +585,7 @@ def main(argv=None) -> int:
         if other in earlier:
             results[other] = earlier[other]
             origin = earlier.get("earlier_parts", {}).get(other) or {  # carried over more than once: keep its origin
-                "date": earlier.get("date"), "command": earlier.get("command") or "an earlier run of this script"}
+                "date": earlier.get("machine", {}).get("date", earlier.get("date")), "command": earlier.get("command") or "an earlier run of this script"}
             results.setdefault("earlier_parts", {})[other] = origin
     results["command"] = command
     if args.part in ("b", "all"):
@@ -606,7 +594,7 @@ def main(argv=None) -> int:
     if args.part in ("a", "all"):
         results["rating"] = rating_benchmark(Ratings(frame), args.workers, args.quick, args.tuned_folds,
                                              not args.skip_surprise_own, args.fold_budget or None)
-    print(save())
+    save()
     return 0
 
 

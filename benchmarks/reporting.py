@@ -21,6 +21,15 @@ def machine_info() -> dict:
             "python": platform.python_version(), "load_average": os.getloadavg()}
 
 
+def measured_line(machine: dict) -> str:
+    """The results files' first line: when, where, and the load average when the figures were written
+    (above 1.25 per CPU, a note that other processes shared the machine)."""
+    load = float(machine["load_average"][0])
+    shared = "; other processes shared the machine, so wall times are upper bounds" if load > 1.25 * machine["cpus"] else ""
+    return (f"Measured {machine['date']} on {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']} "
+            f"(load average at the end {load:.1f}{shared}).")
+
+
 def parse_gnu_time(text: str) -> dict[str, float]:
     """Wall seconds and max RSS (GB) from ``/usr/bin/time -v`` output."""
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)

@@ -26,15 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
+from models.churn import signed_log1p
 from models.churn_columns import FeatureSpec
 
 
 class UnsupportedPipeline(ValueError):
     """The pipeline has a step or setting the compiler does not reproduce exactly."""
-
-
-def _signed_log1p(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ class _NumericBlock:
         x = numeric[:, self.index]
         x = np.where(np.isnan(x), self.median, x)
         if self.log:
-            x = _signed_log1p(x)
+            x = signed_log1p(x)
         x = (x - self.mean) / self.scale
         if self.knots is None:
             return x @ self.coef
@@ -132,8 +129,6 @@ def _numeric_block(steps, columns: list[str], spec: FeatureSpec, coef: np.ndarra
            and imputer.missing_values is not None and np.isnan(imputer.missing_values), "imputer settings")
     _check(type(scaler) is StandardScaler and scaler.with_mean and scaler.with_std, "scaler settings")
     if "log" in named:
-        from models.churn import signed_log1p
-
         _check(type(named["log"]) is FunctionTransformer and named["log"].func is signed_log1p
                and named["log"].inverse_func is None and not named["log"].kw_args, "log step")
     position = {c: i for i, c in enumerate(spec.numeric)}

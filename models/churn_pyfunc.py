@@ -38,7 +38,7 @@ import pandas as pd
 from models.churn import SEGMENT_CUTS, ChurnClassifier, PlattCalibration, risk_segments
 from models.churn_columns import ID_COLUMN, FeatureSpec, FeatureTypeError, FrameColumns, coerce_arrays
 from models.churn_compiled import CompiledPipeline, UnsupportedPipeline, compile_pipeline
-from models.serving import as_frame, bad_request, require_columns
+from models.serving import as_frame, bad_request, require_columns, string_values
 
 logger = logging.getLogger(__name__)
 
@@ -95,27 +95,6 @@ def model_signature(input_example: pd.DataFrame, spec: FeatureSpec, target: str)
     return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
-def _is_missing(value) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, (float, np.floating)):
-        return bool(np.isnan(value))
-    if isinstance(value, (np.datetime64, np.timedelta64)):
-        return bool(np.isnat(value))
-    return False
-
-
-def _ids(columns: FrameColumns) -> np.ndarray:
-    """The id column as strings (as :func:`models.serving.string_column`); a missing id is a bad request."""
-    values = columns.items(ID_COLUMN)
-    for row, value in enumerate(values):
-        if _is_missing(value):
-            raise bad_request(f"column {ID_COLUMN!r} has a missing value in row {row}")
-    ids = np.empty(len(values), dtype=object)
-    ids[:] = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values]
-    return ids
-
-
 class ChurnModel(mlflow.pyfunc.PythonModel):
     """Churn probability, risk segment and decision flag for each request row.
 
@@ -161,7 +140,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         columns = FrameColumns(frame)
         if any(c not in columns for c in (ID_COLUMN, *spec.features)):
             require_columns(frame, [ID_COLUMN, *spec.features])
-        ids = _ids(columns)
+        ids = np.array(string_values(columns.items(ID_COLUMN), ID_COLUMN), dtype=object)
         try:
             numeric, categorical = coerce_arrays(columns, spec)
         except FeatureTypeError as exc:

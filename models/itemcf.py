@@ -143,7 +143,6 @@ def item_neighbours(user_items: sparse.csr_matrix, *, similarity: str = "cosine"
 
     Returns ``(index, sim)``, both ``(n_products, width)`` with ``width = min(n_neighbours, n_products - 1)``.
     """
-    _check(similarity, alpha, shrinkage, n_neighbours)
     n_items = sparse.csr_matrix(user_items).shape[1]
     matrix = similarity_matrix(user_items, similarity=similarity, alpha=alpha, shrinkage=shrinkage,
                                n_neighbours=n_neighbours)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from models.sarima import SeriesModel
-from models.serving import as_frame, bad_request, float_param, require_columns, string_column
+from models.serving import as_frame, bad_request, float_param, require_columns, string_values
 
 MAX_HORIZON = 36
 DEFAULT_CONFIDENCE = 0.95
@@ -35,15 +35,6 @@ OUTPUT_COLUMNS = ["category", "period", "step", "forecast", "lower", "upper"]
 def load_series(path: str | Path) -> dict[str, SeriesModel]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     return {item["name"]: SeriesModel.from_dict(item) for item in data["series"]}
-
-
-def _categories(df: pd.DataFrame) -> list[str]:
-    """The ``category`` column as strings: as sent when every value is already a string (the usual request,
-    and much cheaper than converting), else through :func:`string_column` (numbers, missing values)."""
-    values = df["category"].tolist()
-    if all(type(v) is str for v in values):
-        return values
-    return string_column(df, "category").tolist()
 
 
 def _horizon(value, row: int) -> int:
@@ -88,7 +79,7 @@ class SarimaForecaster(mlflow.pyfunc.PythonModel):
         if df.empty:
             raise bad_request("no rows: send at least one {'category': ..., 'horizon': ...}")
         confidence = float_param(params, "confidence", DEFAULT_CONFIDENCE, 0.0, 1.0)
-        categories = _categories(df)
+        categories = string_values(df["category"].tolist(), "category")
         horizons = [_horizon(v, i) for i, v in enumerate(df["horizon"].tolist())]
         models = [self._model(c) for c in categories]
         names, periods, steps, means, lowers, uppers = [], [], [], [], [], []

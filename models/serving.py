@@ -7,8 +7,9 @@ parameters and name the problem in the message.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
@@ -40,13 +41,39 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str]) -> None:
         )
 
 
+def _as_string(value) -> str:
+    """An id or name as text: ``12.0`` (a JSON number read as float) is ``"12"``."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _is_missing(value) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return bool(np.isnan(value))
+    if isinstance(value, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(value))
+    return False
+
+
 def string_column(df: pd.DataFrame, column: str) -> pd.Series:
     """``df[column]`` as strings; missing values are an error naming the column and row."""
     values = df[column]
     null = values.isna()
     if null.any():
         raise bad_request(f"column {column!r} has a missing value in row {int(null.to_numpy().argmax())}")
-    return values.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    return values.map(_as_string)
+
+
+def string_values(values: Sequence, column: str) -> list[str]:
+    """A column's values (a list, e.g. ``frame[column].tolist()``) as strings, as :func:`string_column` gives
+    them, without a pandas round trip: a few-row request is cheaper this way. Strings are returned as sent."""
+    if all(type(v) is str for v in values):
+        return list(values)
+    for row, value in enumerate(values):
+        if _is_missing(value):
+            raise bad_request(f"column {column!r} has a missing value in row {row}")
+    return [_as_string(v) for v in values]
 
 
 def int_param(params: Mapping[str, Any] | None, name: str, default: int, low: int, high: int) -> int:

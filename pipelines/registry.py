@@ -312,4 +312,3 @@ def champion_or_latest(model: str, families: dict[str, tuple[str, ...]]) -> str:
                                  f"in {', '.join('storefront-' + f for f in families[family])}; run "
                                  f"`storefront train-{families[family][0]}` first")
     return uri
-

@@ -75,8 +75,6 @@ class Snapshot:
 
 def snapshot(tables, cutoff, categories, horizon_days: int, lookback_days: int) -> Snapshot:
     """Features at ``cutoff`` joined with the next category in the horizon (customers who buy then)."""
-    import numpy as np
-
     from models.next_category import ID_COLUMN, build_features, feature_columns, next_category_labels
     from pipelines.errors import DataValidationError
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import io
 from contextlib import redirect_stdout
-from pathlib import Path
 
 import mlflow
 import numpy as np
