@@ -2,18 +2,18 @@
 
 (a) Accuracy, ``../shared/data/telco-churn`` (protocol of ``../shared/data/README.md``: 5-fold stratified CV,
 ROC AUC, PR AUC, Brier). Each outer fold runs the project's bring-your-own path on its training part only:
-the table typed by ``models.churn_columns.infer_spec`` (blank ``TotalCharges`` = missing), Optuna (TPE,
+the table typed by ``models.churn.columns.infer_spec`` (blank ``TotalCharges`` = missing), Optuna (TPE,
 the entry point's search space, the defaults enqueued first) scored by stratified 5-fold CV *inside the
 training part*, calibration and threshold from the out-of-fold predictions, refit on the training part
-(``pipelines.churn_tuning``), then scored once on the outer fold, which tuning never saw. The peer, from
+(``pipelines.churn.tuning``), then scored once on the outer fold, which tuning never saw. The peer, from
 the same folds: plain one-hot + scaled logistic regression with scikit-learn's defaults (the project's
 ``plain`` baseline). Targets (issue 4): ROC AUC >= 0.850 and Brier <= 0.134 (the README's reference for
 the plain model: about 0.845).
 
-(b) Speed and memory of ``models.churn_features.build_features``: tables of 100,000 customers, 5,000,000
+(b) Speed and memory of ``models.churn.features.build_features``: tables of 100,000 customers, 5,000,000
 transactions and 5,000,000 events synthesised with numpy/pyarrow (3 years, customers active over random
 sub-periods) and written as Parquet; then a fresh process under ``/usr/bin/time -v`` loads them with
-``pipelines.tables.load_tables`` and builds the features at the cutoff 90 days before the end. Targets:
+``pipelines.data.tables.load_tables`` and builds the features at the cutoff 90 days before the end. Targets:
 feature building under 60 s, peak memory (max RSS of that process, loading included) under 6 GB.
 
     python benchmarks/bench_churn.py [--data ../shared/data/telco-churn] [--n-trials 20] [--seed 0]
@@ -52,9 +52,9 @@ def telco_benchmark(path: Path, n_trials: int, seed: int) -> dict:
     import optuna
     from sklearn.model_selection import StratifiedKFold
 
-    from models.churn import DEFAULT_TRIAL, classification_at
-    from pipelines.churn_data import load_table
-    from pipelines.churn_tuning import (
+    from models.churn.classifier import DEFAULT_TRIAL, classification_at
+    from pipelines.churn.data import load_table
+    from pipelines.churn.tuning import (
         CrossValProblem,
         baseline_model,
         fit_final,
@@ -171,8 +171,8 @@ def features_worker(folder: Path, cutoff: str) -> None:
     """Runs in its own process (under GNU time): load the tables, build the features, print timings."""
     import pandas as pd
 
-    from models.churn_features import build_features
-    from pipelines.tables import load_tables
+    from models.churn.features import build_features
+    from pipelines.data.tables import load_tables
 
     t0 = time.perf_counter()
     tables = load_tables(folder)
@@ -241,8 +241,8 @@ def markdown(report: dict) -> str:
         f"{f['events']:,} events",
         "",
         f"Synthetic tables (numpy/pyarrow, {f['synth_s']:.0f} s, Parquet). A fresh process under `/usr/bin/time -v` "
-        f"loads them with `pipelines.tables.load_tables` ({f['load_s']:.1f} s) and runs "
-        f"`models.churn_features.build_features` at the cutoff {f['cutoff']}: **{f['build_s']:.1f} s** for "
+        f"loads them with `pipelines.data.tables.load_tables` ({f['load_s']:.1f} s) and runs "
+        f"`models.churn.features.build_features` at the cutoff {f['cutoff']}: **{f['build_s']:.1f} s** for "
         f"{f['active_customers']:,} active customers x {f['feature_columns']} features; the process's peak RSS "
         f"(loading included): **{f['max_rss_gb']:.2f} GB**, wall {f['wall_s']:.1f} s.",
         "",

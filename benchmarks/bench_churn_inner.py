@@ -3,7 +3,7 @@
 ``bench_churn.py`` misses ROC AUC >= 0.850 by a hair; this script shows why without looking at any outer test
 fold. It takes the training part of one outer fold (the same 5-fold stratified split, seed 0, as
 ``bench_churn.py``) and scores candidate models by stratified 5-fold CV inside it, as Optuna does
-(``pipelines.churn_tuning.CrossValProblem``):
+(``pipelines.churn.tuning.CrossValProblem``):
 
 (a) Plateau and noise: a grid over the search space (C, penalty, numeric transform, signed log), each scored
     with three different inner splits. How far apart the configurations are, how much one configuration's
@@ -58,7 +58,7 @@ def added_terms(kind: str, continuous: list[str], categorical: list[str]):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, PolynomialFeatures, StandardScaler
 
-    from models.churn import signed_log1p
+    from models.churn.classifier import signed_log1p
 
     def numeric_steps():
         return [("impute", SimpleImputer(strategy="median")), ("log", FunctionTransformer(signed_log1p)),
@@ -96,7 +96,7 @@ def inner_auc(spec, X, y, params: dict, seed: int, kind: str = "none") -> float:
     from sklearn.model_selection import StratifiedKFold
 
     from evaluation import metrics
-    from models.churn import fit_pipeline, make_pipeline, positive_probability
+    from models.churn.classifier import fit_pipeline, make_pipeline, positive_probability
 
     continuous = [c for c in spec.numeric if c in set(spec.continuous)]
     aucs = []
@@ -114,8 +114,8 @@ def measure(path: Path, fold: int) -> dict:
     from scipy.stats import spearmanr
     from sklearn.model_selection import StratifiedKFold
 
-    from models.churn import DEFAULT_PARAMS
-    from pipelines.churn_data import load_table
+    from models.churn.classifier import DEFAULT_PARAMS
+    from pipelines.churn.data import load_table
 
     data = load_table(path, "Churn", "customerID")
     train_idx, _ = list(StratifiedKFold(OUTER_FOLDS, shuffle=True, random_state=OUTER_SEED)

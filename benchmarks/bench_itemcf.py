@@ -6,8 +6,8 @@ recommendation list excludes the items of the user's training part; precision@10
 averaged over users with at least one test item (``evaluation.metrics``), plus catalogue coverage.
 
 * Interactions: every rating is an interaction; its value is ``log1p(rating)`` (the project's implicit
-  rating, ``models.interactions``, with the rating as the "amount"); the same matrix feeds implicit.
-* Item-CF tuned: Optuna (TPE, seed 0) searches the entry point's space (``pipelines.train_itemcf``: the
+  rating, ``models.recommenders.interactions``, with the rating as the "amount"); the same matrix feeds implicit.
+* Item-CF tuned: Optuna (TPE, seed 0) searches the entry point's space (``pipelines.recommenders.train_itemcf``: the
   similarity, alpha, shrinkage, neighbourhood size, recency half-life; no events in MovieLens; the first
   trial is the entry point's default, cosine with 50 neighbours) on a
   validation split *inside the training part* (each user's latest 20% of it), maximising precision@10;
@@ -81,13 +81,13 @@ def relevant_of(test) -> dict[str, set[str]]:
 
 
 def interaction_log(train, catalog):
-    from models.interactions import InteractionLog
+    from models.recommenders.interactions import InteractionLog
 
     return InteractionLog.from_frames(as_transactions(train), product_ids=catalog)
 
 
 def itemcf_recommender(log, params, popularity):
-    from models.itemcf import ItemCF
+    from models.recommenders.itemcf import ItemCF
 
     return ItemCF(**params).fit(log).recommender(popularity)
 
@@ -103,8 +103,8 @@ def tune(train, catalog, n_trials: int, seed: int):
     """Optuna on a validation split inside the training part; returns (best params, best value, seconds)."""
     import optuna
 
-    from models.popularity import popularity_scores
-    from pipelines.train_itemcf import default_trial, model_params, suggest_params
+    from models.recommenders.popularity import popularity_scores
+    from pipelines.recommenders.train_itemcf import default_trial, model_params, suggest_params
 
     fit_part, val_part = split(train)
     log = interaction_log(fit_part, catalog)
@@ -177,14 +177,17 @@ def pyfunc_latency(recommender, customers, n_requests: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-itemcf-") as home:
         os.environ["STOREFRONT_HOME"] = home
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
-        from pipelines.recommender_training import check_round_trip, log_recommender_model
+        from pipelines.mlflow_logging import check_round_trip
+        from pipelines.recommenders.training import compare_recommendations, log_recommender_model, recommendations_table
         from pipelines.tracking import experiment_id
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # MLflow's set-up chatter is not what is measured here
             with mlflow.start_run(experiment_id=experiment_id("bench-itemcf")):
                 info = log_recommender_model(recommender, customers[:2], K)
-            check_round_trip(info.model_uri, recommender, customers[:200], K)
+            check_round_trip(info.model_uri, pd.DataFrame({"customer_id": customers[:200]}),
+                             recommendations_table(recommender, customers[:200], K), compare_recommendations,
+                             params={"k": K, "exclude_purchased": True})
             model = mlflow.pyfunc.load_model(info.model_uri)
         rng = np.random.default_rng(seed)
         picks = rng.choice(customers, size=n_requests)
@@ -220,8 +223,8 @@ def main(argv=None) -> int:
         sys.exit("bench_itemcf: the peer library implicit is not installed; run pip install -e \".[bench]\"")
     import numpy as np
 
-    from models.popularity import PopularityScorer, popularity_scores
-    from models.recommender import Recommender
+    from models.recommenders.popularity import PopularityScorer, popularity_scores
+    from models.recommenders.engine import Recommender
 
     ratings = load_ratings(args.data)
     started = time.perf_counter()

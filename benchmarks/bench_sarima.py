@@ -3,7 +3,7 @@
 Protocol (``../shared/data/README.md``, forecasting): AirPassengers, train on 1949-1958 (120 months),
 forecast the 24 months of 1959-1960, MAPE and RMSE; model selection uses only the training part.
 
-* Ours: ``pipelines.train_sarima.train`` on the CSV (``--test-periods 24``, the given budget), exactly as
+* Ours: ``pipelines.sarima.train.train`` on the CSV (``--test-periods 24``, the given budget), exactly as
   ``storefront train-sarima --series ...`` runs it, in a throwaway SQLite tracking store; tuning wall time is
   the series' whole processing (search, refit, scoring, logging of its run) as logged in ``tuning_seconds``.
   The throwaway store's database tables are created before the clock starts (a one-off of a new store, about
@@ -67,7 +67,7 @@ def peers(y) -> dict[str, dict]:
     import pmdarima
     from threadpoolctl import threadpool_limits
 
-    from models.sarima import SarimaSpec, SeasonalNaive, fit_sarima, forecast_sarima
+    from models.sarima.model import SarimaSpec, SeasonalNaive, fit_sarima, forecast_sarima
 
     train, test = y[:-TEST_MONTHS], y[-TEST_MONTHS:]
     rows = {}
@@ -95,11 +95,13 @@ def peers(y) -> dict[str, dict]:
 def ours_air(csv: Path, n_trials: int, timeout: float, seed: int) -> dict:
     import mlflow
 
-    from pipelines.train_sarima import train
+    from pipelines.cli import parse_args, train_from_args
 
     started = time.perf_counter()
-    result = train(series=csv, date_column="time", value_column="value", test_periods=TEST_MONTHS,
-                   n_trials=n_trials, timeout=timeout, seed=seed, registered_model="bench-air")
+    result = train_from_args(parse_args([
+        "train-sarima", "--series", str(csv), "--date-column", "time", "--value-column", "value",
+        "--test-periods", str(TEST_MONTHS), "--n-trials", str(n_trials), "--timeout", str(timeout), "--seed", str(seed),
+        "--registered-model", "bench-air"]))
     wall = time.perf_counter() - started
     metrics = mlflow.get_run(result.run_id).data.metrics
     return {"model": result.extra["series"]["AirPassengers"]["model"], "mape": metrics["test_mape"],
@@ -109,14 +111,16 @@ def ours_air(csv: Path, n_trials: int, timeout: float, seed: int) -> dict:
 def shop(data_dir: Path, seed: int) -> tuple[dict, object]:
     import mlflow
 
-    from pipelines.train_sarima import DEFAULT_N_TRIALS, DEFAULT_TIMEOUT, train
+    from pipelines.cli import parse_args, train_from_args
+    from pipelines.families import get
 
+    family = get("sarima")
     started = time.perf_counter()
-    result = train(data_dir, n_trials=DEFAULT_N_TRIALS, timeout=DEFAULT_TIMEOUT, seed=seed)
+    result = train_from_args(parse_args(["train-sarima", "--data-dir", str(data_dir), "--seed", str(seed)]))
     wall = time.perf_counter() - started
     metrics = mlflow.get_run(result.run_id).data.metrics
     row = {"wall_seconds": wall, "n_series": result.extra["n_series"], "n_scored": result.extra["n_scored"],
-           "n_trials": DEFAULT_N_TRIALS, "timeout": DEFAULT_TIMEOUT,
+           "n_trials": family.n_trials, "timeout": family.timeout,
            **{k: metrics[k] for k in sorted(metrics) if k.startswith(("test_", "baseline_test_"))},
            "series": {name: {"model": info["model"], "test_mape": info.get("test_mape"),
                              "test_mase": info.get("test_mase")} for name, info in result.extra["series"].items()}}

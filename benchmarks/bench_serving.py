@@ -110,7 +110,7 @@ def floor_model_uri(tracking_uri: str, example: pd.DataFrame | None = None, name
     import mlflow
 
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    from pipelines.runs import log_pyfunc_model
+    from pipelines.mlflow_logging import log_pyfunc_model
     from pipelines.tracking import experiment_id
 
     if example is None:

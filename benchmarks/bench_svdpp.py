@@ -7,11 +7,11 @@ it starts), side by side, on 2 cores.
 (a) Rating accuracy, protocol of ``../shared/data/README.md``: 5-fold CV on ``u.data`` (shuffled, seed 0),
 RMSE and MAE averaged over the folds (``evaluation.metrics``; estimates clipped to 1..5 as Surprise does).
 
-* Surprise's default SVD++ through our pipeline: ``models.svdpp.SVDppRecommender`` with Surprise's
+* Surprise's default SVD++ through our pipeline: ``models.recommenders.svdpp.SVDppRecommender`` with Surprise's
   defaults, scored from its numpy ``FactorScorer`` (reference: Surprise's README, RMSE 0.919, MAE 0.721);
   beside it Surprise's own ``SVDpp().fit/test`` on the same folds.
 * Optuna-tuned, nested: on each outer fold, Optuna (TPE, the entry point's search space
-  ``pipelines.train_svdpp.suggest_params(trial, "rmse")``, Surprise's defaults enqueued first) minimises
+  ``pipelines.recommenders.train_svdpp.suggest_params(trial, "rmse")``, Surprise's defaults enqueued first) minimises
   the mean RMSE of a 3-fold CV *inside the training part*; the search never sees the outer test fold.
   Two worker processes share the study (Optuna journal storage); a median pruner stops a trial after its
   first inner fold when it is clearly worse. The best parameters are refit on the training part and
@@ -26,13 +26,13 @@ RMSE and MAE averaged over the folds (``evaluation.metrics``; estimates clipped 
 (b) Top-10, per-user temporal split (each user's latest 20% of ratings, at least one, are the test;
 relevant = the test items; recommendations exclude the user's training items; metrics averaged over users
 with a test item). Every rating is an interaction with the project's implicit rating ``log1p(rating)``
-(``models.interactions``, the rating standing for the amount).
+(``models.recommenders.interactions``, the rating standing for the amount).
 
 * popularity (most-rated items of the training part);
 * implicit's ``CosineRecommender`` (K=50) on the same matrix, the item-CF peer (``bench_itemcf.run_implicit``);
 * Surprise's SVD++ with default parameters ranked by its predicted rating, trained on the 1-5 ratings
   (unclipped estimates, so that clipping at 5 creates no ties; reference about 0.059);
-* our SVD++ with the ranking objective, its defaults untuned (``pipelines.train_svdpp.RANKING_DEFAULTS``);
+* our SVD++ with the ranking objective, its defaults untuned (``pipelines.recommenders.train_svdpp.RANKING_DEFAULTS``);
 * our SVD++ with the ranking objective tuned: Optuna (``suggest_params(trial, "precision")``, the defaults
   enqueued first, two workers) maximises precision@10 on a validation split *inside the training part*
   (each user's latest 20% of it), then the best parameters are refit on the whole training part and scored
@@ -120,7 +120,7 @@ def kfold(n: int, n_splits: int, seed: int) -> list[tuple]:
 def fit_score(data: Ratings, params: dict, train_idx, test_idx) -> dict[str, float]:
     """Fit our SVD++ on ``train_idx`` and return RMSE/MAE on ``test_idx`` (clipped estimates, as Surprise)."""
     from evaluation.metrics import mae, rmse
-    from models.svdpp import SVDppRecommender
+    from models.recommenders.svdpp import SVDppRecommender
 
     started = time.perf_counter()
     model = SVDppRecommender(**params, random_state=SEED).fit(
@@ -190,7 +190,7 @@ def _rmse_objective(trial):
     import numpy as np
     import optuna
 
-    from pipelines.train_svdpp import model_params, suggest_params
+    from pipelines.recommenders.train_svdpp import model_params, suggest_params
 
     data, train_idx, folds = _STATE["data"], _STATE["train_idx"], _STATE["folds"]
     params = model_params(suggest_params(trial, "rmse"))
@@ -205,7 +205,7 @@ def _rmse_objective(trial):
 
 
 def _precision_objective(trial):
-    from pipelines.train_svdpp import model_params, suggest_params
+    from pipelines.recommenders.train_svdpp import model_params, suggest_params
 
     params = model_params(suggest_params(trial, "precision"))
     return topk_precision(_STATE["fit_part"], _STATE["val_relevant"], params)
@@ -275,7 +275,7 @@ def rating_benchmark(data: Ratings, workers: int, quick: bool, tuned_folds: int 
     import numpy as np
     from joblib import Parallel, delayed
 
-    from pipelines.train_svdpp import SURPRISE_DEFAULTS, model_params
+    from pipelines.recommenders.train_svdpp import SURPRISE_DEFAULTS, model_params
 
     n = len(data.ratings)
     outer = kfold(n, OUTER_FOLDS, SEED)
@@ -368,7 +368,7 @@ class TopKPart:
         """Each user's top-K items by score, training items excluded, ties broken by popularity."""
         import numpy as np
 
-        from models.recommender import rank_top_k
+        from models.recommenders.engine import rank_top_k
 
         tie_rank = np.empty(self.n_items, dtype=np.int64)
         tie_rank[np.argsort(-self.popularity, kind="stable")] = np.arange(self.n_items)
@@ -403,7 +403,7 @@ def ranking_metrics(part: TopKPart, recommended, relevant) -> dict[str, float]:
 
 
 def fit_ranking_model(part: TopKPart, params: dict, matrix=None):
-    from models.svdpp import SVDppRecommender
+    from models.recommenders.svdpp import SVDppRecommender
 
     coo = (part.matrix if matrix is None else matrix).tocoo()
     return SVDppRecommender(**params, random_state=SEED).fit(coo.row, coo.col, coo.data, n_users=part.n_users,
@@ -418,7 +418,7 @@ def topk_precision(part: TopKPart, relevant, params: dict) -> float:
 def topk_benchmark(frame, workers: int, budget: float, quick: bool) -> dict:
     import numpy as np
 
-    from pipelines.train_svdpp import RANKING_DEFAULTS, SURPRISE_DEFAULTS, model_params
+    from pipelines.recommenders.train_svdpp import RANKING_DEFAULTS, SURPRISE_DEFAULTS, model_params
 
     n_users, n_items = int(frame["user"].max()) + 1, int(frame["item"].max()) + 1
     train, test = temporal_split(frame)
@@ -503,7 +503,7 @@ def write_report(results: dict, command: str) -> str:
             (f"| SVD++ defaults, Surprise's own fit/test, same folds | {fmt(a['default_surprise']['rmse'])} | "
              f"{fmt(a['default_surprise']['mae'])} | {a['default_surprise']['seconds']:.0f} |"
              if a["default_surprise"] else "| SVD++ defaults, Surprise's own fit/test | not run (--skip-surprise-own; "
-             "tests/models/test_svdpp.py checks our scorer equals Surprise's estimates to 1e-9) | | |"),
+             "tests/models/recommenders/test_svdpp.py checks our scorer equals Surprise's estimates to 1e-9) | | |"),
             f"| SVD++ Optuna-tuned, nested (3-fold CV inside each training part), "
             f"{len(tuned['folds'])} of {a['folds']} outer folds | {fmt(tuned['rmse'])} | "
             f"{fmt(tuned['mae'])} | {sum(f['study_seconds'] for f in tuned['folds']):.0f} (tuning) |",

@@ -1,7 +1,7 @@
-"""Request validation shared by the pyfunc serving classes.
+"""Request validation shared by the pyfunc serving classes (the contracts are in :mod:`models.contracts`).
 
 Errors raised inside ``predict`` become HTTP 400 answers only when they are ``MlflowException`` with
-``INVALID_PARAMETER_VALUE``; :func:`bad_request` builds one. Helpers here check columns, types and
+``INVALID_PARAMETER_VALUE``; :func:`bad_request` builds one. The helpers here check columns, types and
 parameters and name the problem in the message.
 """
 
@@ -74,42 +74,3 @@ def string_values(values: Sequence, column: str) -> list[str]:
         if _is_missing(value):
             raise bad_request(f"column {column!r} has a missing value in row {row}")
     return [_as_string(v) for v in values]
-
-
-def int_param(params: Mapping[str, Any] | None, name: str, default: int, low: int, high: int) -> int:
-    value = (params or {}).get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise bad_request(f"param {name!r} must be an integer from {low} to {high}, got {value!r}")
-    try:
-        number = int(value) if not isinstance(value, float) or value.is_integer() else None
-    except ValueError:
-        number = None
-    if number is None or not low <= number <= high:
-        raise bad_request(f"param {name!r} must be an integer from {low} to {high}, got {value!r}")
-    return number
-
-
-def bool_param(params: Mapping[str, Any] | None, name: str, default: bool) -> bool:
-    value = (params or {}).get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise bad_request(f"param {name!r} must be true or false, got {value!r}")
-
-
-def float_param(params: Mapping[str, Any] | None, name: str, default: float, low: float, high: float) -> float:
-    value = (params or {}).get(name, default)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = None
-    if isinstance(value, bool) or number is None or not low < number < high:
-        raise bad_request(f"param {name!r} must be a number strictly between {low} and {high}, got {value!r}")
-    return number

@@ -1,8 +1,12 @@
 """The ``storefront`` command: one subcommand per MLproject entry point (names with dashes).
 
-Each subcommand lives in its own module, which defines ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int | None``. Modules import their heavy dependencies inside ``run`` so that
-``storefront --help`` stays fast.
+Each subcommand lives in its own module, which defines ``HELP`` (one line), ``DOCS`` (its documentation page),
+``add_arguments(parser)`` and ``run(args) -> int | None``. The training commands come from
+:data:`pipelines.families.FAMILIES` (their one-line help and docs page too); their modules define
+``add_arguments(parser)``, ``config_from_args(args)``, ``train(config)`` and ``summary(result, verdict)``, and
+:func:`run_training` runs them: train, the registration gate, the summary. Modules import their heavy dependencies inside ``run`` so that
+``storefront --help`` stays fast. :func:`parse_args` is the one place that reads options: MLproject's unset
+parameters (empty strings) are dropped there, so every default applies.
 """
 
 from __future__ import annotations
@@ -13,23 +17,20 @@ import logging
 import sys
 
 from pipelines.errors import StorefrontError
+from pipelines.families import FAMILIES
 
+TRAINERS = {f.command: f for f in FAMILIES.values() if f.command}
 COMMANDS: dict[str, str] = {
-    "main": "pipelines.main",
-    "generate-data": "pipelines.generate_data",
-    "ingest": "pipelines.ingest",
-    "train-itemcf": "pipelines.train_itemcf",
-    "train-svdpp": "pipelines.train_svdpp",
-    "recommend": "pipelines.recommend",
-    "train-churn": "pipelines.train_churn",
-    "score-churn": "pipelines.score_churn",
-    "train-sarima": "pipelines.train_sarima",
-    "forecast": "pipelines.forecast",
-    "promote": "pipelines.promote",
-    "rollback": "pipelines.rollback",
-    "analyze": "pipelines.analyze",
-    "train-segments": "pipelines.train_segments",
-    "train-next-category": "pipelines.train_next_category",
+    "main": "pipelines.ops.main",
+    "generate-data": "pipelines.data.generate",
+    "ingest": "pipelines.data.ingest",
+    **{command: f.entry_module for command, f in TRAINERS.items()},
+    "recommend": "pipelines.recommenders.recommend",
+    "score-churn": "pipelines.churn.score",
+    "forecast": "pipelines.sarima.forecast",
+    "promote": "pipelines.ops.promote",
+    "rollback": "pipelines.ops.rollback",
+    "analyze": "pipelines.analytics.analyze",
 }
 
 
@@ -45,15 +46,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             continue
         module = importlib.import_module(module_name)
-        doc = (module.__doc__ or "").strip()
-        p = sub.add_parser(
-            name,
-            help=module.HELP,
-            description=doc or module.HELP,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        family = TRAINERS.get(name)
+        summary, docs = (family.help, family.docs) if family else (module.HELP, module.DOCS)
+        p = sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. See {docs}.")
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=getattr(module, "run", run_training))
     return parser
 
 
@@ -94,6 +91,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if value == "":
             setattr(args, key, None)
     return args
+
+
+def train_from_args(args: argparse.Namespace):
+    """Train the family of a parsed training command (``train-itemcf ...``); registers nothing, returns the
+    :class:`pipelines.mlflow_logging.TrainResult`."""
+    module = importlib.import_module(COMMANDS[args.command])
+    return module.train(module.config_from_args(args))
+
+
+def run_training(args: argparse.Namespace) -> int:
+    """A training command: train, offer the model to the registration gate, print the module's summary."""
+    from pipelines import registry
+
+    result = train_from_args(args)
+    verdict = registry.register_and_say(result)
+    print(importlib.import_module(COMMANDS[args.command]).summary(result, verdict))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,9 @@
-"""Errors the command line reports as a message and a non-zero exit code instead of a traceback."""
+"""Errors the command line reports as one line and a non-zero exit code instead of a traceback.
+
+Exit codes: 2 for a problem with the user's input or environment (:class:`DataValidationError`,
+:class:`ConfigurationError`, :class:`RescoreError`, :class:`StudyFailedError`), 3 when a promotion cannot be
+decided (:class:`PromotionBlocked`), 1 when the project failed a check of its own output (:class:`RoundTripError`).
+"""
 
 
 class StorefrontError(Exception):
@@ -13,3 +18,23 @@ class DataValidationError(StorefrontError):
 
 class ConfigurationError(StorefrontError):
     """A parameter or option is invalid; the message names the parameter."""
+
+
+class RescoreError(StorefrontError):
+    """A model cannot be scored on the given test data."""
+
+
+class PromotionBlocked(StorefrontError):
+    """Promotion cannot be decided (no challenger, or the champion cannot be scored on the challenger's data)."""
+
+    exit_code = 3
+
+
+class StudyFailedError(StorefrontError):
+    """No trial of the study completed (the message quotes the first failure)."""
+
+
+class RoundTripError(StorefrontError):
+    """The logged model, loaded back, does not give the answers computed in training."""
+
+    exit_code = 1

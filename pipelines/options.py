@@ -1,12 +1,21 @@
-"""Command-line options shared by the entry points (one definition, the same help everywhere).
+"""Command-line options shared by the entry points (one definition, the same help everywhere), and the typed
+:class:`StudyOptions` that the study options become once parsed.
 
 MLproject passes numbers as the user wrote them (``-P n_trials=20.0`` is possible), so integer options
-accept a float text that is a whole number.
+accept a float text that is a whole number. Unset MLproject parameters (empty strings) are dropped by
+:func:`pipelines.cli.parse_args` before parsing, so the defaults below apply.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from models.contracts import Param
+    from pipelines.families import Family
 
 
 def whole_number(text: str) -> int:
@@ -20,14 +29,80 @@ def whole_number(text: str) -> int:
     return int(number)
 
 
-def add_study_options(parser: argparse.ArgumentParser, *, n_trials: int, timeout: float, study_name: str | None,
-                      seed_help: str = "sampler seed") -> None:
-    """``--data-dir``, ``--n-trials``, ``--timeout``, ``--seed``, ``--storage`` and ``--study-name``."""
-    parser.add_argument("--data-dir", default=None,
+def within(param: Param, option: str):
+    """An ``argparse`` type checking a served model's parameter limits (:class:`models.serving.Param`)."""
+
+    def convert(text: str):
+        value = whole_number(text) if param.type == "long" else text
+        try:
+            return param.check(value, option)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = param.name
+    return convert
+
+
+def bool_text(value: str | bool) -> bool:
+    """An ``argparse`` type for true/false flags that MLproject passes as text."""
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """The budget and storage of one Optuna study (``--n-trials``, ``--timeout``, ``--seed``, ``--storage``,
+    ``--study-name``); ``study_name`` None means the entry point derives one from its other options."""
+
+    n_trials: int | None = None
+    timeout: float | None = None
+    seed: int = 42
+    storage: str | None = None
+    study_name: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "StudyOptions":
+        return cls(args.n_trials, args.timeout, args.seed, args.storage, args.study_name)
+
+    @classmethod
+    def defaults(cls, family: Family, **changes) -> "StudyOptions":
+        return cls(**{"n_trials": family.n_trials, "timeout": family.timeout, **changes})
+
+    def named(self, default: str) -> "StudyOptions":
+        from dataclasses import replace
+
+        return self if self.study_name else replace(self, study_name=default)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What every training command's typed config holds: its study and the folder of the shop's tables (None:
+    ``<project>/data/generated``). Each family's config adds its own options."""
+
+    study: StudyOptions
+    data_dir: Path | None = None
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with the canonical tables (default: <project>/data/generated)")
-    parser.add_argument("--n-trials", type=whole_number, default=n_trials, help=f"Optuna trials (default {n_trials})")
-    parser.add_argument("--timeout", type=float, default=timeout,
-                        help=f"stop starting trials after this many seconds, 0 = no limit (default {timeout:g})")
+
+
+def add_study_options(parser: argparse.ArgumentParser, family: Family, *, study_name: str | None = None,
+                      seed_help: str = "sampler seed", per: str = "", timeout_help: str | None = None) -> None:
+    """``--data-dir``, ``--n-trials``, ``--timeout``, ``--seed``, ``--storage`` and ``--study-name``, with the
+    family's default budget (:mod:`pipelines.families`)."""
+    add_data_dir(parser)
+    parser.add_argument("--n-trials", type=whole_number, default=family.n_trials,
+                        help=f"Optuna trials{per} (default {family.n_trials})")
+    parser.add_argument("--timeout", type=float, default=family.timeout,
+                        help=f"{timeout_help or 'stop starting trials after this many seconds'}, 0 = no limit "
+                             f"(default {family.timeout:g})")
     parser.add_argument("--seed", type=whole_number, default=42, help=f"{seed_help} (default 42)")
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL (sqlite:///study.db, postgresql://...) to resume or share the "

@@ -26,35 +26,14 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from evaluation.compare import Verdict, compare_scores
-from pipelines import tracking
-from pipelines.errors import StorefrontError
-from pipelines.runs import TrainResult, git_commit
+from pipelines import families, tracking
+from pipelines.errors import ConfigurationError, PromotionBlocked, StorefrontError
+from pipelines.mlflow_logging import TrainResult, git_commit
 
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-
-PRIMARY_METRICS: dict[str, tuple[str, bool]] = {
-    "svdpp": ("precision_at_10", True),
-    "itemcf": ("precision_at_10", True),
-    "recommender": ("precision_at_10", True),
-    "churn": ("auc", True),
-    "sarima": ("mape", False),
-    "segments": ("silhouette", True),
-    "next_category": ("auc_ovr", True),
-}
-
-
-class PromotionBlocked(StorefrontError):
-    """Promotion cannot be decided (no challenger, or the champion cannot be scored on the challenger's data)."""
-
-    exit_code = 3
-
-
-def registered_name(family: str) -> str:
-    return f"storefront-{family.replace('_', '-')}"
-
 
 def _client() -> mlflow.MlflowClient:
     tracking.setup_tracking()
@@ -92,7 +71,7 @@ def register_if_better(result: TrainResult, description: str = "") -> ModelVersi
     if not verdict.challenger_wins:
         logger.warning("not registered: %s", verdict.reason)
         return None
-    name = result.registered_model or registered_name(result.family)
+    name = result.registered_model or families.get(result.family).registered_model
     tags = {
         "family": result.family,
         "primary_metric": result.primary_metric,
@@ -273,10 +252,10 @@ def history(name: str) -> list[str]:
 URI_PREFIXES = ("models:/", "runs:/", "file:", "/", "mlflow-artifacts:", "s3://", "gs://", "wasbs://")
 
 
-def latest_logged_model(families: tuple[str, ...]) -> str | None:
-    """URI of the newest model logged by a FINISHED run of the families' experiments."""
+def latest_logged_model(family: families.Family) -> str | None:
+    """URI of the newest model logged by a FINISHED run of the family's experiments."""
     client = _client()
-    experiments = [client.get_experiment_by_name(tracking.EXPERIMENTS[f]) for f in families]
+    experiments = [client.get_experiment_by_name(name) for name in family.experiments]
     ids = [e.experiment_id for e in experiments if e is not None]
     if not ids:
         return None
@@ -288,27 +267,43 @@ def latest_logged_model(families: tuple[str, ...]) -> str | None:
     return None
 
 
-def champion_or_latest(model: str, families: dict[str, tuple[str, ...]]) -> str:
+def champion_or_latest(model: str, allowed: tuple[str, ...]) -> str:
     """The model URI a command's ``--model`` names.
 
-    A URI is used as given. A family in ``families`` (or its ``storefront-`` name) or any registered name
-    means ``models:/<name>@champion`` when that alias exists; for a family without a champion, the newest model
+    A URI is used as given. A family in ``allowed`` (or its registered name) or any registered name means
+    ``models:/<name>@champion`` when that alias exists; for a family without a champion, the newest model
     logged by a finished run of its experiments. Anything else is a :class:`ConfigurationError`.
     """
-    from pipelines.errors import ConfigurationError
-
     if model.startswith(URI_PREFIXES):
         return model
-    family = model.removeprefix("storefront-")
-    registered = registered_name(family) if family in families else model
+    family = families.find(model)
+    family = family if family is not None and family.name in allowed else None
+    registered = family.registered_model if family is not None else model
     if alias_version(registered, CHAMPION) is not None:
         return f"models:/{registered}@{CHAMPION}"
-    if family not in families:
+    if family is None:
         raise ConfigurationError(f"--model {model!r}: no registered model {registered!r} with a champion; "
-                                 f"use {', '.join(families)} or a models:/ or runs:/ URI")
-    uri = latest_logged_model(families[family])
+                                 f"use {', '.join(allowed)} or a models:/ or runs:/ URI")
+    uri = latest_logged_model(family)
     if uri is None:
+        trainers = [families.get(m) for m in (family.members or (family.name,))]
         raise ConfigurationError(f"--model {model!r}: no champion of {registered} and no finished training run "
-                                 f"in {', '.join('storefront-' + f for f in families[family])}; run "
-                                 f"`storefront train-{families[family][0]}` first")
+                                 f"in {', '.join(family.experiments)}; run `storefront {trainers[0].command}` first")
     return uri
+
+
+def load_command_model(model: str, allowed: tuple[str, ...], what: str = "a model"):
+    """``(uri, loaded pyfunc)`` of the model a command's ``--model`` names (:func:`champion_or_latest`)."""
+    uri = champion_or_latest(model, allowed)
+    try:
+        return uri, mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as exc:
+        raise ConfigurationError(f"--model {model!r}: cannot load {what} from {uri}: {exc}") from exc
+
+
+def predict_for_command(loaded, uri: str, frame, params=None):
+    """``loaded.predict``, with the model's 400-style refusals as a :class:`ConfigurationError` naming the model."""
+    try:
+        return loaded.predict(frame, params=params)
+    except MlflowException as exc:
+        raise ConfigurationError(f"{uri}: {exc.message}") from exc

@@ -32,16 +32,13 @@ import mlflow
 import optuna
 import pandas as pd
 
-from pipelines.errors import ConfigurationError, StorefrontError
-from pipelines.runs import log_figure
+from pipelines.errors import ConfigurationError, StudyFailedError
+from pipelines.mlflow_logging import log_figure
+from pipelines.options import StudyOptions
 
 logger = logging.getLogger(__name__)
 
 Objective = Callable[[optuna.Trial], float | Sequence[float]]
-
-
-class StudyFailedError(StorefrontError):
-    """No trial of the study completed."""
 
 
 @dataclass
@@ -153,13 +150,9 @@ class _TrackedObjective:
 def run_study(
     objective: Objective,
     *,
-    study_name: str,
+    options: StudyOptions,
     metrics: str | Sequence[str],
     directions: str | Sequence[str],
-    n_trials: int | None,
-    timeout: float | None = None,
-    seed: int = 42,
-    storage: str | None = None,
     baseline: Mapping[str, float] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
     enqueue: Sequence[Mapping[str, object]] = (),
@@ -167,63 +160,83 @@ def run_study(
     """Run ``objective`` in an Optuna study tracked under the active MLflow run (see the module docstring).
 
     ``metrics``/``directions`` name the objective's value(s) (``"rmse"``/``"minimize"``, or two of each for a
-    two-objective study). ``n_trials`` and ``timeout`` (seconds) bound the study; at least one must be set.
-    ``enqueue``: parameter sets tried first (e.g. the library defaults, so that even a tiny budget evaluates a
-    sensible configuration); only for a new study, they count towards ``n_trials``.
+    two-objective study). ``options`` holds the study's name, budget (``n_trials`` and ``timeout`` in seconds; at
+    least one must be set), seed and storage. ``enqueue``: parameter sets tried first (e.g. the library
+    defaults, so that even a tiny budget evaluates a sensible configuration); only for a new study, they count
+    towards ``n_trials``.
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     directions = [directions] if isinstance(directions, str) else list(directions)
+    n_trials, timeout = _check_budget(options, metrics, directions)
+    if mlflow.active_run() is None:
+        raise RuntimeError("run_study needs an active MLflow parent run")
+    if baseline:
+        mlflow.log_metrics({f"baseline_test_{k}": float(v) for k, v in baseline.items()})
+    mlflow.log_params({"study_name": options.study_name, "n_trials": n_trials if n_trials is not None else "",
+                       "timeout": timeout if timeout is not None else "", "seed": options.seed,
+                       "storage": _redact(options.storage), "objective": ",".join(metrics)})
+
+    study, n_before = _open_study(options, directions, pruner, enqueue)
+    logger.info("study %s: %s trials, timeout %s s, optimising %s", options.study_name, n_trials or "unbounded",
+                timeout or "none", ", ".join(f"{d} {m}" for m, d in zip(metrics, directions)))
+    study.optimize(_TrackedObjective(objective, metrics, n_trials), n_trials=n_trials, timeout=timeout,
+                   catch=(Exception,))
+
+    counts = _log_counts(study, n_before)
+    best = list(study.best_trials) if len(directions) > 1 else [study.best_trial]
+    _log_outcome(study, best, metrics, directions)
+    return StudyResult(study, best, counts["COMPLETE"], counts["PRUNED"], counts["FAIL"])
+
+
+def _check_budget(options: StudyOptions, metrics: list[str], directions: list[str]) -> tuple[int | None, float | None]:
+    """``(n_trials, timeout)`` of a valid study (a timeout of 0 means none)."""
     if len(metrics) != len(directions):
         raise ConfigurationError(f"{len(metrics)} metrics but {len(directions)} directions")
+    if not options.study_name:
+        raise ConfigurationError("a study needs a name")
+    n_trials, timeout = options.n_trials, options.timeout
     if n_trials is not None and n_trials < 1:
         raise ConfigurationError(f"n_trials must be at least 1, got {n_trials}")
     if timeout is not None and timeout <= 0:
         timeout = None
     if n_trials is None and timeout is None:
         raise ConfigurationError("set n_trials or timeout, or the study never ends")
-    if mlflow.active_run() is None:
-        raise RuntimeError("run_study needs an active MLflow parent run")
+    return n_trials, timeout
 
-    if baseline:
-        mlflow.log_metrics({f"baseline_test_{k}": float(v) for k, v in baseline.items()})
-    mlflow.log_params({"study_name": study_name, "n_trials": n_trials if n_trials is not None else "",
-                       "timeout": timeout if timeout is not None else "", "seed": seed,
-                       "storage": _redact(storage), "objective": ",".join(metrics)})
 
+def _open_study(options: StudyOptions, directions: list[str], pruner, enqueue) -> tuple[optuna.Study, int]:
+    """A new study, or the stored one of that name (resumed) when there is a storage; and its earlier trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        study_name=options.study_name,
+        storage=options.storage,
+        sampler=optuna.samplers.TPESampler(seed=options.seed),
         pruner=pruner,
         directions=directions,
-        load_if_exists=storage is not None,
+        load_if_exists=options.storage is not None,
     )
     n_before = len(study.trials)
     if n_before:
-        logger.info("resuming study %s with %d earlier trials from %s", study_name, n_before, _redact(storage))
+        logger.info("resuming study %s with %d earlier trials from %s", options.study_name, n_before,
+                    _redact(options.storage))
     else:
         for params in enqueue:
             study.enqueue_trial(dict(params), skip_if_exists=True)
-    logger.info("study %s: %s trials, timeout %s s, optimising %s", study_name, n_trials or "unbounded",
-                timeout or "none", ", ".join(f"{d} {m}" for m, d in zip(metrics, directions)))
-    study.optimize(_TrackedObjective(objective, metrics, n_trials), n_trials=n_trials, timeout=timeout,
-                   catch=(Exception,))
+    return study, n_before
 
+
+def _log_counts(study: optuna.Study, n_before: int) -> dict[str, int]:
+    """Log how this run's trials ended; raise :class:`StudyFailedError` when none of the study's completed."""
     trials = study.trials
     states = pd.Series([t.state.name for t in trials[n_before:]])
-    result_counts = {s: int((states == s).sum()) for s in ("COMPLETE", "PRUNED", "FAIL")}
-    mlflow.log_metrics({"n_trials_complete": result_counts["COMPLETE"], "n_trials_pruned": result_counts["PRUNED"],
-                        "n_trials_failed": result_counts["FAIL"], "n_trials_total": len(trials)})
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
+    counts = {s: int((states == s).sum()) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    mlflow.log_metrics({"n_trials_complete": counts["COMPLETE"], "n_trials_pruned": counts["PRUNED"],
+                        "n_trials_failed": counts["FAIL"], "n_trials_total": len(trials)})
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
         failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
         first = failed[0].system_attrs.get("fail_reason", "") if failed else ""
-        raise StudyFailedError(f"study {study_name}: none of {len(trials)} trials completed. {first}".strip())
-
-    best = list(study.best_trials) if len(directions) > 1 else [study.best_trial]
-    _log_outcome(study, best, metrics, directions)
-    return StudyResult(study, best, result_counts["COMPLETE"], result_counts["PRUNED"], result_counts["FAIL"])
+        raise StudyFailedError(f"study {study.study_name}: none of {len(trials)} trials completed. {first}".strip())
+    return counts
 
 
 def _log_outcome(study: optuna.Study, best: list[optuna.trial.FrozenTrial], metrics: list[str],

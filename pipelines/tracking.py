@@ -17,18 +17,6 @@ from urllib.parse import urlparse
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENTS = {
-    "data": "storefront-data",
-    "svdpp": "storefront-svdpp",
-    "itemcf": "storefront-itemcf",
-    "churn": "storefront-churn",
-    "sarima": "storefront-sarima",
-    "analytics": "storefront-analytics",
-    "segments": "storefront-segments",
-    "next_category": "storefront-next-category",
-}
-
-
 def project_root() -> Path:
     """The folder that holds ``mlflow.db``, ``mlartifacts/`` and ``data/``."""
     env = os.environ.get("STOREFRONT_HOME")

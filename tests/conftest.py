@@ -64,8 +64,8 @@ def shop_folder(tmp_path_factory):
 
     Each shop is generated and written once per session (tests only read it).
     """
-    from pipelines.synthetic import generate_shop
-    from pipelines.tables import write_tables
+    from pipelines.data.synthetic import generate_shop
+    from pipelines.data.tables import write_tables
 
     made: dict[tuple[int, int, int, int], Path] = {}
 

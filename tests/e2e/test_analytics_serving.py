@@ -11,12 +11,15 @@ pytestmark = pytest.mark.e2e
 def trained(tracking_home, shop_folder):
     """Both entry points on a tiny shop (two trials each: one trial makes Optuna warn in the importance plot),
     logged to the session's tracking store (training registers nothing)."""
-    from pipelines import train_next_category, train_segments
     from pipelines.rescoring import load_holdout
 
+    from pipelines.cli import parse_args, train_from_args
+
     data = shop_folder(customers=400, products=40, years=2, seed=17)
-    segments = train_segments.train(data, n_trials=2, max_k=4)
-    next_category = train_next_category.train(data, n_trials=2, snapshots=2)
+    segments = train_from_args(parse_args(["train-segments", "--data-dir", str(data), "--n-trials", "2",
+                                           "--max-k", "4"]))
+    next_category = train_from_args(parse_args(["train-next-category", "--data-dir", str(data),
+                                                "--n-trials", "2", "--snapshots", "2"]))
     holdout = load_holdout(next_category.run_id)[0]
     return {"uri": f"sqlite:///{tracking_home / 'mlflow.db'}", "segments": segments, "next_category": next_category,
             "requests": holdout}
@@ -53,3 +56,25 @@ def test_next_category_model_over_http(trained, serve):
     broken = rows.head(1).assign(events_books=-1.0)
     bad = server.invoke({"dataframe_split": {"columns": list(broken.columns), "data": broken.to_numpy().tolist()}})
     assert bad.status_code == 400 and "events_books" in bad.json()["message"]
+
+
+def test_segments_and_next_category_promote_and_roll_back_by_their_short_names(trained, capsys):
+    """``storefront promote --model segments`` and ``--model next-category`` mean their registered models (the
+    gate is not what is tested here: the baseline is set below any score so both versions register)."""
+    from dataclasses import replace
+
+    from pipelines import registry
+    from pipelines.cli import main
+
+    for trained_result, short, name in ((trained["segments"], "segments", "storefront-segments"),
+                                        (trained["next_category"], "next-category", "storefront-next-category")):
+        result = replace(trained_result, baseline_value=-1.0)
+        first = registry.register_if_better(result)
+        assert first is not None and first.name == name
+        assert main(["promote", "--model", short]) == 0
+        assert f"{name}: promoted; champion is version {first.version}" in capsys.readouterr().out
+        second = registry.register_if_better(result)
+        assert main(["promote", "--model", short, "--force"]) == 0
+        assert registry.alias_number(name, registry.CHAMPION) == str(second.version)
+        assert main(["rollback", "--model", short]) == 0
+        assert f"{name}: champion is version {first.version} again" in capsys.readouterr().out

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from models.itemcf import ItemCFScorer, similarity_matrix
-from models.recommender import Recommender
+from models.recommenders.itemcf import ItemCFScorer, similarity_matrix
+from models.recommenders.engine import Recommender
 from models.threads import row_blocks, thread_count, thread_map
 
 

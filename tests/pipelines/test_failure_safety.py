@@ -13,7 +13,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from pipelines import cli, registry
-from pipelines import recommender_training as rt
+from pipelines.recommenders import training as rt
 
 NAME = "storefront-itemcf"
 
@@ -37,6 +37,7 @@ def _parent_runs(client) -> list:
     return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
 
 
+@pytest.mark.e2e
 def test_failing_or_killed_training_changes_nothing_in_the_registry(fresh_mlflow_env, shop_dir, monkeypatch,
                                                                    tmp_path, child_env):
     client = mlflow.MlflowClient()

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import registry
 from pipelines.errors import StorefrontError
-from pipelines.runs import TrainResult, family_run, log_pyfunc_model
+from pipelines.mlflow_logging import TrainResult, family_run, log_pyfunc_model
 
 ECHO = Path(__file__).parent / "fixtures" / "echo_model.py"
 

@@ -4,8 +4,10 @@ import mlflow
 import optuna
 import pytest
 
-from pipelines.runs import family_run
-from pipelines.study import StudyFailedError, run_study
+from pipelines.mlflow_logging import family_run
+from pipelines.errors import StudyFailedError
+from pipelines.options import StudyOptions
+from pipelines.study import run_study
 
 
 def quadratic(trial: optuna.Trial) -> float:
@@ -24,8 +26,8 @@ def child_runs(parent_id: str):
 
 def test_each_trial_is_a_nested_run_and_parent_holds_the_best(mlflow_env):
     with family_run("churn", "study-test") as run:
-        result = run_study(quadratic, study_name="t1", metrics="rmse", directions="minimize",
-                           n_trials=8, seed=3, baseline={"rmse": 5.0})
+        result = run_study(quadratic, options=StudyOptions(study_name="t1", n_trials=8, seed=3), metrics="rmse",
+                           directions="minimize", baseline={"rmse": 5.0})
     parent = mlflow.get_run(run.info.run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["baseline_test_rmse"] == 5.0
@@ -53,7 +55,8 @@ def test_a_failing_and_a_pruned_trial_do_not_stop_the_study(mlflow_env):
         return x * x
 
     with family_run("churn", "flaky") as run:
-        result = run_study(flaky, study_name="t2", metrics="auc", directions="maximize", n_trials=6, seed=0)
+        result = run_study(flaky, options=StudyOptions(study_name="t2", n_trials=6, seed=0), metrics="auc",
+                           directions="maximize")
     assert (result.n_complete, result.n_pruned, result.n_failed) == (3, 1, 2)
     by_number = {c.data.tags["trial_number"]: c for c in child_runs(run.info.run_id)}
     assert by_number["1"].info.status == "FAILED"
@@ -73,7 +76,7 @@ def test_study_with_no_completed_trial_fails_the_parent_run(mlflow_env):
 
     with pytest.raises(StudyFailedError, match="none of 3 trials completed"):
         with family_run("churn", "broken") as run:
-            run_study(broken, study_name="t3", metrics="auc", directions="maximize", n_trials=3)
+            run_study(broken, options=StudyOptions(study_name="t3", n_trials=3), metrics="auc", directions="maximize")
     assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
 
 
@@ -86,7 +89,8 @@ def test_an_interrupt_during_a_trial_kills_the_trial_and_the_parent_run(mlflow_e
 
     with pytest.raises(KeyboardInterrupt):
         with family_run("churn", "interrupted") as run:
-            run_study(interrupted, study_name="t-int", metrics="auc", directions="maximize", n_trials=5)
+            run_study(interrupted, options=StudyOptions(study_name="t-int", n_trials=5), metrics="auc",
+                      directions="maximize")
     assert mlflow.get_run(run.info.run_id).info.status == "KILLED"
     by_number = {c.data.tags["trial_number"]: c for c in child_runs(run.info.run_id)}
     assert set(by_number) == {"0", "1"}
@@ -99,8 +103,8 @@ def test_sqlite_storage_resumes_the_study(mlflow_env, tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     for _ in range(2):
         with family_run("churn", "resumable"):
-            result = run_study(quadratic, study_name="resume-me", metrics="rmse", directions="minimize",
-                               n_trials=3, storage=storage)
+            result = run_study(quadratic, options=StudyOptions(study_name="resume-me", n_trials=3, storage=storage),
+                               metrics="rmse", directions="minimize")
     assert len(result.study.trials) == 6
     reloaded = optuna.load_study(study_name="resume-me", storage=storage)
     assert len(reloaded.trials) == 6
@@ -113,8 +117,8 @@ def test_two_objectives_log_the_pareto_front(mlflow_env):
         return x, 1 - x
 
     with family_run("svdpp", "multi") as run:
-        result = run_study(two, study_name="t4", metrics=["rmse", "precision_at_10"],
-                           directions=["minimize", "minimize"], n_trials=5)
+        result = run_study(two, options=StudyOptions(study_name="t4", n_trials=5), metrics=["rmse", "precision_at_10"],
+                           directions=["minimize", "minimize"])
     assert len(result.best_trials) == 5  # every point is on this front
     paths = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "study")}
     assert {"study/pareto_front.csv", "study/pareto_front.png"} <= paths
@@ -123,7 +127,7 @@ def test_two_objectives_log_the_pareto_front(mlflow_env):
 def test_run_study_rejects_unbounded_studies(mlflow_env):
     with family_run("churn", "bad"):
         with pytest.raises(Exception, match="n_trials or timeout"):
-            run_study(quadratic, study_name="t5", metrics="rmse", directions="minimize", n_trials=None)
+            run_study(quadratic, options=StudyOptions(study_name="t5", n_trials=None), metrics="rmse", directions="minimize")
 
 
 def test_a_one_trial_study_logs_its_history_and_leaves_the_plot_style_alone(mlflow_env):
@@ -131,7 +135,8 @@ def test_a_one_trial_study_logs_its_history_and_leaves_the_plot_style_alone(mlfl
 
     before = dict(matplotlib.rcParams)
     with family_run("churn", "one-trial") as run:
-        result = run_study(quadratic, study_name="t-one", metrics="rmse", directions="minimize", n_trials=1, seed=1)
+        result = run_study(quadratic, options=StudyOptions(study_name="t-one", n_trials=1, seed=1), metrics="rmse",
+                           directions="minimize")
     assert result.n_complete == 1
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "study")}
     assert "study/optimization_history.png" in artifacts and "study/param_importances.png" not in artifacts

@@ -1,0 +1,51 @@
+"""The pyfunc "model from code" that serves both recommender families (item-CF and SVD++).
+
+Logged by ``pipelines.recommenders.training.log_recommender_model`` with one artifact, ``recommender``:
+a compact ``.npz`` written by :meth:`models.recommenders.engine.Recommender.save` (ids, purchase histories as
+CSR arrays, popularity, and the family's scorer arrays). Loading it needs numpy, pandas and scipy only:
+no Surprise, no pandas pivot, no pickle.
+
+The serving contract is :data:`models.recommenders.contract.CONTRACT`: input rows ``{"customer_id": str}``,
+params ``k`` and ``exclude_purchased``, one output row per recommendation. An unknown customer gets the
+popular products with reason ``popular`` (never an error); a missing ``customer_id`` column, a missing id or a
+parameter out of its limits raises :func:`models.serving.bad_request` (HTTP 400 naming the problem).
+
+The scorers (``itemcf``, ``svdpp``, ``popularity``) and their protocol are described in
+:mod:`models.recommenders.engine`.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+
+from models.recommenders.contract import EXCLUDE_PURCHASED, K
+from models.recommenders.engine import Recommender
+from models.serving import as_frame, require_columns, string_column
+
+
+class RecommenderModel(mlflow.pyfunc.PythonModel):
+    """Top-k recommendations for the customers of each request row.
+
+    ``model_input`` is annotated ``pd.DataFrame``: MLflow then validates requests against the logged
+    signature only (a DataFrame hint infers no schema of its own).
+    """
+
+    def __init__(self):
+        self.recommender: Recommender | None = None
+
+    def load_context(self, context):
+        self.recommender = Recommender.load(context.artifacts["recommender"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ARG002
+        k = K.read(params)
+        exclude = EXCLUDE_PURCHASED.read(params)
+        frame = as_frame(model_input)
+        require_columns(frame, ["customer_id"])
+        customer_ids = frame["customer_id"].tolist()
+        if not all(type(c) is str for c in customer_ids):  # noqa: E721 - exact str: the common case, fast
+            customer_ids = string_column(frame, "customer_id").tolist()
+        return self.recommender.recommend_frame(customer_ids, k, exclude)
+
+
+mlflow.models.set_model(RecommenderModel())

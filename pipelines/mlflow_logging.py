@@ -1,0 +1,263 @@
+"""Shared MLflow mechanics for training entry points: the parent run, dataset inputs, figures, pyfunc models,
+the round-trip check of a logged model, and the :class:`TrainResult` handed to the registry.
+
+Every family's entry point opens its study's parent run with :func:`family_run`, logs the data it read
+with :func:`log_tables_input`, logs its servable model with :func:`log_pyfunc_model` and checks it with
+:func:`check_round_trip` (loaded back, the model must give training's answers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+import models
+
+from pipelines import families, tracking
+
+logger = logging.getLogger(__name__)
+
+MODELS_DIR = Path(models.__file__).resolve().parent  # travels with every logged model as its code path
+
+
+def git_commit() -> str:
+    """The project's git commit (with ``-dirty`` when the work tree has changes), or ``unknown``."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process gets SIGTERM, so the run is ended as KILLED."""
+
+
+def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise _Terminated(f"signal {signum}")
+
+
+def _end_run(run_id: str, status: str) -> None:
+    """End ``run_id`` (and any nested run still open in it) with ``status``, retrying a busy store.
+
+    A SQLite store shared by several processes answers "database is locked" now and then; a run that then
+    stayed RUNNING after a failure or a kill would misreport what happened, so the status write is retried.
+    """
+    from mlflow.exceptions import MlflowException
+
+    while (active := mlflow.active_run()) is not None and active.info.run_id != run_id:
+        mlflow.end_run(status)
+    try:
+        mlflow.end_run(status)
+        return
+    except MlflowException:
+        pass
+    for delay in (0.2, 0.5, 1.0, 2.0, 4.0, 8.0):
+        time.sleep(delay)
+        try:
+            mlflow.MlflowClient().set_terminated(run_id, status)
+            return
+        except MlflowException:
+            if delay == 8.0:
+                raise
+
+
+@contextlib.contextmanager
+def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = None,
+               tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """The parent run of one study in the experiment of ``family`` (a family or a step, :mod:`pipelines.families`).
+
+    The run ends FINISHED on success, FAILED on an exception, KILLED on Ctrl-C or SIGTERM; the exception
+    is re-raised so nothing after a failure (registration) happens. Under ``mlflow run`` (which exports
+    ``MLFLOW_RUN_ID``, a run of its own, often in another experiment) the family run is still a new run in the
+    family's experiment; the two are linked by the tags ``storefront.launcher_run_id`` (on this run) and
+    ``storefront.family_run_id`` (on the launcher's run).
+    """
+    exp_id = tracking.experiment_id(families.experiment_name(family))
+    launcher = os.environ.pop("MLFLOW_RUN_ID", None)
+    if launcher:
+        tags = {**(tags or {}), "storefront.launcher_run_id": launcher}
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        previous = None
+    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name,
+                           tags={"storefront.family": family, "git_commit": git_commit(), **(tags or {})})
+    if launcher:
+        mlflow.MlflowClient().set_tag(launcher, "storefront.family_run_id", run.info.run_id)
+    try:
+        if params:
+            mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+        yield run
+    except KeyboardInterrupt:
+        _end_run(run.info.run_id, "KILLED")
+        raise
+    except BaseException:
+        _end_run(run.info.run_id, "FAILED")
+        raise
+    else:
+        _end_run(run.info.run_id, "FINISHED")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def log_tables_input(tables: Mapping[str, pd.DataFrame], source: str | Path, digest: str,
+                     context: str = "training", names: tuple[str, ...] = ("transactions",)) -> None:
+    """Log the named tables as MLflow dataset inputs (see :func:`table_dataset`) and the digest as a tag."""
+    mlflow.set_tag("data_digest", digest)
+    mlflow.set_tag("data_dir", str(source))
+    for name in names:
+        mlflow.log_input(table_dataset(tables[name], Path(source) / name, name), context=context)
+
+
+SCHEMA_SAMPLE_ROWS = 1000  # MLflow infers a dataset schema cell by cell; the first rows are enough
+
+
+def table_dataset(df: pd.DataFrame, path: str | Path, name: str):
+    """An MLflow dataset for one table: its file as source, its own digest, a cheap schema.
+
+    Equivalent to ``mlflow.data.from_pandas(df, source=path, name=name)``, except that the schema is
+    inferred from the first rows (MLflow inspects string cells one by one: seconds per 100,000 rows) and
+    the digest is :func:`pipelines.data.tables.dataset_digest` of the table; the profile counts every row. The
+    source is declared local explicitly (a bare path makes MLflow warn that two source types match it).
+    """
+    import json
+    import warnings
+    from functools import cached_property
+
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+    from mlflow.data.pandas_dataset import PandasDataset
+    from mlflow.models import infer_signature
+
+    from pipelines.data.tables import dataset_digest
+
+    class TableDataset(PandasDataset):
+        @cached_property
+        def schema(self):
+            with warnings.catch_warnings():  # the hint that integer columns cannot hold missing values
+                warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+                return infer_signature(self._df.head(SCHEMA_SAMPLE_ROWS)).inputs
+
+    source = get_dataset_source_from_json(json.dumps({"uri": str(path)}), source_type="local")
+    return TableDataset(df, source=source, name=name, digest=dataset_digest({name: df}))
+
+
+def log_figure(fig, artifact_file: str) -> None:
+    """Log a matplotlib figure as a run artifact and close it."""
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(fig, artifact_file)
+    plt.close(fig)
+
+
+def pinned_requirements(*distributions: str) -> list[str]:
+    """``name==version`` for each installed distribution, always including mlflow."""
+    names = ("mlflow", *[d for d in distributions if d != "mlflow"])
+    return [f"{name}=={importlib.metadata.version(name)}" for name in names]
+
+
+def log_pyfunc_model(python_model: str | Path, *, name: str = "model", artifacts: Mapping[str, str],
+                     input_example: pd.DataFrame, params: Mapping[str, Any] | None = None,
+                     requirements: tuple[str, ...] = ("numpy", "pandas"), signature=None):
+    """Log a pyfunc "model from code" whose code travels with it (the ``models`` package as code path).
+
+    The signature is inferred from ``input_example`` (and ``params``) unless given; explicit pinned pip
+    requirements keep logging fast and the environment reproducible. Returns the ``ModelInfo``.
+    """
+    from mlflow.models import infer_signature
+
+    if signature is None:
+        signature = infer_signature(input_example, None, params=dict(params) if params else None)
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(python_model),
+        artifacts=dict(artifacts),
+        code_paths=[str(MODELS_DIR)],
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=pinned_requirements(*requirements),
+    )
+
+
+@dataclass
+class TrainResult:
+    """What a training entry point hands to the registration gate."""
+
+    family: str
+    run_id: str
+    model_uri: str
+    primary_metric: str
+    test_value: float
+    baseline_value: float
+    higher_is_better: bool
+    data_digest: str
+    registered_model: str | None = None  # bring-your-own data registers under the user's name
+    extra: dict = field(default_factory=dict)
+
+
+Comparison = Callable[[pd.DataFrame, pd.DataFrame], list[str]]
+"""``compare(expected, actual)``: the differences between two answer tables, empty when they agree."""
+
+
+def columns_agree(numeric: Sequence[str], *, rtol: float = 0.0, atol: float = 0.0,
+                  exact: Sequence[str] = ()) -> Comparison:
+    """A :data:`Comparison`: same rows, the ``exact`` columns equal and the ``numeric`` ones within tolerance."""
+
+    def compare(expected: pd.DataFrame, actual: pd.DataFrame) -> list[str]:
+        missing = [c for c in (*exact, *numeric) if c not in actual.columns]
+        if missing:
+            return [f"the answer lacks column(s) {', '.join(missing)}"]
+        if len(actual) != len(expected):
+            return [f"{len(actual)} answer rows for {len(expected)} expected"]
+        problems = [f"column {c!r} differs" for c in exact
+                    if list(actual[c].astype(str)) != list(expected[c].astype(str))]
+        for column in numeric:
+            a, b = actual[column].to_numpy(float), expected[column].to_numpy(float)
+            far = ~np.isclose(a, b, rtol=rtol, atol=atol)
+            if far.any():
+                row = int(np.flatnonzero(far)[0])
+                problems.append(f"{column} in row {row}: served {a[row]!r}, training {b[row]!r} "
+                                f"({int(far.sum())} row(s) differ)")
+        return problems
+
+    return compare
+
+
+def check_round_trip(model_uri: str, requests: pd.DataFrame, expected: pd.DataFrame, compare: Comparison,
+                     params: Mapping[str, Any] | None = None) -> int:
+    """Load the logged model back, answer ``requests`` and compare with what training computed.
+
+    Raises :class:`pipelines.errors.RoundTripError` listing the first differences; returns the rows compared.
+    """
+    from pipelines.errors import RoundTripError
+
+    actual = mlflow.pyfunc.load_model(model_uri).predict(requests, params=dict(params) if params else None)
+    problems = compare(expected.reset_index(drop=True), actual.reset_index(drop=True))
+    if problems:
+        raise RoundTripError(f"the logged model {model_uri} disagrees with training on {len(problems)} point(s): "
+                             + "; ".join(problems[:5]))
+    if mlflow.active_run() is not None:
+        mlflow.set_tag("round_trip_check", f"passed ({len(requests)} requests, {len(expected)} rows)")
+    logger.info("round trip: the logged model %s reproduces training's %d answer rows", model_uri, len(expected))
+    return len(expected)
