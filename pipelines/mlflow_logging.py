@@ -26,6 +26,7 @@ import pandas as pd
 import models
 
 from pipelines import families, tracking
+from pipelines.errors import Terminated
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,11 @@ def git_commit() -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
-class _Terminated(KeyboardInterrupt):
-    """Raised in the main thread when the process gets SIGTERM, so the run is ended as KILLED."""
-
-
 def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise _Terminated(f"signal {signum}")
+    """SIGTERM raises :class:`pipelines.errors.Terminated` (a KeyboardInterrupt) in the main thread, so the run
+    is ended as KILLED; a second SIGTERM during that clean-up is ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
 def _end_run(run_id: str, status: str) -> None:
