@@ -134,11 +134,44 @@ def _check_csv_delimiter(path: Path, sample: str, sep: str) -> None:
         )
 
 
+def _check_no_nul(path: Path) -> None:
+    """Refuse a NUL byte: a binary or damaged file (or UTF-16), whatever it decodes to."""
+    with open(path, "rb") as fh:
+        offset = lines = 0
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            at = block.find(b"\0")
+            if at >= 0:
+                line = lines + block.count(b"\n", 0, at) + 1
+                raise DataValidationError(
+                    f"{path}: line {line}: a NUL byte (\\x00) at byte {offset + at}: not a text table (a binary or "
+                    "damaged file, or UTF-16: save it as UTF-8)")
+            lines, offset = lines + block.count(b"\n"), offset + len(block)
+
+
+def _check_csv_structure(path: Path, sep: str, encoding: str) -> None:
+    """Refuse a column named twice in the header and a ragged row (more or fewer fields than the header: pandas
+    would shift a longer first row into an index, and pad a shorter one)."""
+    with open(path, encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header = next(reader, [])
+        seen: set[str] = set()
+        twice = [name for name in header if name in seen or seen.add(name)]
+        if twice:
+            raise DataValidationError(f"{path}: column {twice[0]!r}: named twice in the header (line 1); "
+                                      "rename or remove one of them")
+        for row in reader:
+            if row and len(row) != len(header):  # an empty line is skipped, as pandas does
+                raise DataValidationError(
+                    f"{path}: line {reader.line_num}: {len(row)} fields where the header has {len(header)} "
+                    f"(a ragged row: a stray {sep!r} or quote?)")
+
+
 def read_source(path: str | Path, delimiter: str | None = None, encoding: str | None = None) -> pd.DataFrame:
     """Read one CSV (all columns as strings) or Parquet file, indexed by 1-based line (CSV) or row number.
 
     A CSV is read with ``delimiter`` (default ``,``); a file whose header looks delimited by another of
-    ``, ; tab |`` is an error that names the delimiter to pass.
+    ``, ; tab |`` is an error that names the delimiter to pass, and so are a NUL byte, a column named twice and
+    a ragged row (:func:`_check_no_nul`, :func:`_check_csv_structure`).
     """
     path = Path(path)
     if not path.is_file():
@@ -152,12 +185,14 @@ def read_source(path: str | Path, delimiter: str | None = None, encoding: str | 
         return df
     sep = check_delimiter(delimiter) or ","
     encoding = encoding or "utf-8-sig"
+    _check_no_nul(path)
     try:
         with open(path, encoding=encoding, newline="") as fh:
             sample = fh.read(16384)
         if not sample.strip():
             raise DataValidationError(f"{path}: empty file (no header, no rows)")
         _check_csv_delimiter(path, sample, sep)
+        _check_csv_structure(path, sep, encoding)
         df = T.read_raw(path, sep=sep, encoding=encoding)
     except LookupError as exc:
         raise ConfigurationError(f"column map: unknown encoding {encoding!r}") from exc
@@ -209,7 +244,8 @@ def check_numbers(check: RowCheck, col: str, number: pd.Series, raw: pd.Series,
                   "not a finite number", raw)
     low, high = T.NUMBER_LIMITS.get(col, (-np.inf, np.inf))
     if low == 0:
-        check.fail_if(present & (number < 0), col, "negative value (returns? a column map drops them by rule)", raw)
+        hint = " (returns? a column map drops them by rule)" if col in ("quantity", "amount") else ""
+        check.fail_if(present & (number < 0), col, f"negative value{hint}", raw)
     check.fail_if(present & ((number < low) | (number > high)), col,
                   f"value out of range (from {low:g} to {high:g}: see NUMBER_LIMITS in pipelines/data/tables.py)", raw)
 
