@@ -179,16 +179,23 @@ def pinned_requirements(*distributions: str) -> list[str]:
 
 def log_pyfunc_model(python_model: str | Path, *, name: str = "model", artifacts: Mapping[str, str],
                      input_example: pd.DataFrame, params: Mapping[str, Any] | None = None,
-                     requirements: tuple[str, ...] = ("numpy", "pandas"), signature=None):
+                     requirements: tuple[str, ...] = ("numpy", "pandas"), signature=None,
+                     max_rows: int | None = None, metadata: Mapping[str, Any] | None = None):
     """Log a pyfunc "model from code" whose code travels with it (the ``models`` package as code path).
 
     The signature is inferred from ``input_example`` (and ``params``) unless given; explicit pinned pip
-    requirements keep logging fast and the environment reproducible. Returns the ``ModelInfo``.
+    requirements keep logging fast and the environment reproducible. ``max_rows`` (default
+    :data:`models.contracts.MAX_ROWS`) is the served model's per-request row limit, stored as its
+    ``model_config`` (``STOREFRONT_MAX_ROWS`` overrides it at serve time); ``metadata`` goes to the MLmodel file
+    (shown in the MLflow UI). Returns the ``ModelInfo``.
     """
     from mlflow.models import infer_signature
 
+    from models.contracts import MAX_ROWS, checked_row_limit
+
     if signature is None:
         signature = infer_signature(input_example, None, params=dict(params) if params else None)
+    config = {"max_rows": checked_row_limit(MAX_ROWS if max_rows is None else max_rows)}
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(python_model),
@@ -197,6 +204,8 @@ def log_pyfunc_model(python_model: str | Path, *, name: str = "model", artifacts
         signature=signature,
         input_example=input_example,
         pip_requirements=pinned_requirements(*requirements),
+        model_config=config,
+        metadata={**config, **dict(metadata or {})},
     )
 
 
@@ -244,6 +253,21 @@ def columns_agree(numeric: Sequence[str], *, rtol: float = 0.0, atol: float = 0.
     return compare
 
 
+def predict_in_batches(model, frame: pd.DataFrame, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """``model.predict(frame, params)`` for a loaded pyfunc, in batches of at most the model's per-request row
+    limit (:func:`models.contracts.row_limit`: a served request's limit, not one for the project's own scoring of
+    a whole test set or customer base). The answers of the batches, in order."""
+    from models.contracts import MAX_ROWS
+
+    python_model = model.unwrap_python_model() if hasattr(model, "unwrap_python_model") else model
+    size = int(getattr(python_model, "max_rows", MAX_ROWS))
+    params = dict(params) if params else None
+    if len(frame) <= size:
+        return model.predict(frame, params=params)
+    parts = [model.predict(frame.iloc[start:start + size], params=params) for start in range(0, len(frame), size)]
+    return pd.concat(parts, ignore_index=True)
+
+
 def check_round_trip(model_uri: str, requests: pd.DataFrame, expected: pd.DataFrame, compare: Comparison,
                      params: Mapping[str, Any] | None = None) -> int:
     """Load the logged model back, answer ``requests`` and compare with what training computed.
@@ -252,7 +276,7 @@ def check_round_trip(model_uri: str, requests: pd.DataFrame, expected: pd.DataFr
     """
     from pipelines.errors import RoundTripError
 
-    actual = mlflow.pyfunc.load_model(model_uri).predict(requests, params=dict(params) if params else None)
+    actual = predict_in_batches(mlflow.pyfunc.load_model(model_uri), requests, params)
     problems = compare(expected.reset_index(drop=True), actual.reset_index(drop=True))
     if problems:
         raise RoundTripError(f"the logged model {model_uri} disagrees with training on {len(problems)} point(s): "

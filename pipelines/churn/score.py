@@ -65,6 +65,7 @@ def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: s
     from pipelines import tracking
     from pipelines.errors import ConfigurationError, DataValidationError
     from pipelines.data.tables import load_tables
+    from pipelines.mlflow_logging import predict_in_batches
     from pipelines.outputs import check_output_file, write_file
 
     check_output_file(output, overwrite, "--output", probe=True)  # before loading and scoring
@@ -104,7 +105,7 @@ def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: s
         raise DataValidationError(f"{data_dir}: the model needs feature(s) {', '.join(missing)} that these tables "
                                   "cannot provide (e.g. a customers column it was trained with)")
     try:
-        scores = model.predict(features[[ID_COLUMN, *expected]])
+        scores = predict_in_batches(model, features[[ID_COLUMN, *expected]])
     except MlflowException as exc:
         raise DataValidationError(f"{data_dir}: the model rejected the features: {exc.message}") from exc
     probability = output_columns(config.get("target", "churn"))[0]

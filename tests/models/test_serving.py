@@ -8,9 +8,9 @@ from models.serving import string_column, string_values
 
 @pytest.mark.parametrize("values", [
     ["C1", "C2"],
-    [12.0, 3.5, 7.0],
+    [12.0, 3.0, 7.0],
     [1, 2, 30],
-    ["C1", 12.0, 4],
+    ["C1", 12.0, 4, np.int64(5)],
     [],
 ])
 def test_string_values_equal_string_column(values):
@@ -21,7 +21,15 @@ def test_string_values_equal_string_column(values):
 
 
 def test_string_values_turn_whole_floats_into_integers():
-    assert string_values([12.0, 12.5, "12.0"], "customer_id") == ["12", "12.5", "12.0"]
+    assert string_values([12.0, 12, "12.0", np.float64(7.0)], "customer_id") == ["12", "12", "12.0", "7"]
+
+
+@pytest.mark.parametrize("value", [12.5, True, False, np.bool_(True), {"a": 1}, [1, 2], float("inf"), b"C1"])
+def test_ids_are_strings_or_integers_and_nothing_else(value):
+    with pytest.raises(MlflowException, match=r"column 'customer_id' in row 1 must be a string \(or an integer\), "
+                                              r"got ") as info:
+        string_values(["C1", value], "customer_id")
+    assert info.value.get_http_status_code() == 400
 
 
 @pytest.mark.parametrize("missing", [None, float("nan"), np.float64("nan"), pd.NA, pd.NaT, np.datetime64("NaT")])
