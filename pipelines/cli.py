@@ -6,7 +6,9 @@ Each subcommand lives in its own module, which defines ``HELP`` (one line), ``DO
 ``add_arguments(parser)``, ``config_from_args(args)``, ``train(config)`` and ``summary(result, verdict)``, and
 :func:`run_training` runs them: train, the registration gate, the summary. Modules import their heavy dependencies inside ``run`` so that
 ``storefront --help`` stays fast. :func:`parse_args` is the one place that reads options: MLproject's unset
-parameters (empty strings) are dropped there, so every default applies.
+parameters (empty strings) are dropped there, so every default applies. :func:`main` is the one place failures
+become messages: one line ``storefront <command>: error: <problem>`` and an exit code of :mod:`pipelines.errors`
+(:func:`describe_failure`), the traceback only with ``-v``; SIGTERM is handled like Ctrl-C for every command.
 """
 
 from __future__ import annotations

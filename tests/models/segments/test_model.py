@@ -140,3 +140,27 @@ def test_python_model_rejects_text_and_missing_values(loaded):
     frame.loc[2, "recency_days"] = np.nan
     with pytest.raises(MlflowException, match="column 'recency_days' .* row 2"):
         python_model.predict(None, frame)
+
+
+def test_the_row_limit_is_set_when_logged_and_overridden_at_serve_time(tmp_path, monkeypatch):
+    import mlflow
+
+    from models.contracts import MAX_ROWS_ENV
+    from models.segments.contract import CONTRACT
+
+    features, _ = planted()
+    path = Segmenter(k=3, seed=1).fit(features).save(tmp_path / "segments.json")
+    mlflow.pyfunc.save_model(tmp_path / "model", python_model=str(MODELS_DIR / "segments" / "pyfunc.py"),
+                             artifacts={"segments": str(path)}, code_paths=[str(MODELS_DIR)],
+                             pip_requirements=["mlflow", "numpy", "pandas"], signature=CONTRACT.signature(),
+                             model_config={"max_rows": 3}, input_example=features.head(2))
+    monkeypatch.delenv(MAX_ROWS_ENV, raising=False)
+    logged = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    assert len(logged.predict(features.head(3))) == 3
+    with pytest.raises(MlflowException, match="4 rows in one request; this model answers at most 3 rows"):
+        logged.predict(features.head(4))
+    monkeypatch.setenv(MAX_ROWS_ENV, "5")  # read when the model loads, as `mlflow models serve` does
+    served = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    assert len(served.predict(features.head(5))) == 5
+    with pytest.raises(MlflowException, match="at most 5 rows"):
+        served.predict(features.head(6))
