@@ -132,11 +132,6 @@ def run_training(args: argparse.Namespace) -> int:
     return 0
 
 
-def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one SIGTERM is enough: let the clean-up finish
-    raise errors.Terminated(signum)
-
-
 def _first_line(exc: BaseException, limit: int = 400) -> str:
     text = str(getattr(exc, "message", None) or exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
@@ -164,9 +159,9 @@ def _tracking_problem(exc: BaseException) -> str:
 def describe_failure(exc: BaseException) -> tuple[int, str]:
     """The exit code and the one-line message for a failed command (the table in :mod:`pipelines.errors`)."""
     if isinstance(exc, errors.Terminated):
-        return errors.EXIT_TERMINATED, f"terminated by signal {exc.signum} (SIGTERM); nothing was registered"
+        return errors.EXIT_TERMINATED, f"terminated by signal {exc.signum} (SIGTERM); a run in progress ends KILLED"
     if isinstance(exc, KeyboardInterrupt):
-        return errors.EXIT_INTERRUPTED, "interrupted (Ctrl-C); nothing was registered"
+        return errors.EXIT_INTERRUPTED, "interrupted (Ctrl-C); a run in progress ends KILLED"
     if isinstance(exc, errors.StorefrontError):
         return exc.exit_code, str(exc)
     mlflow_errors = sys.modules.get("mlflow.exceptions")  # no MLflow imported: not an MLflow error
@@ -189,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = signal.signal(signal.SIGTERM, errors.raise_terminated)
     except ValueError:  # not the main thread (a test calling main from a thread)
         previous = None
     try:

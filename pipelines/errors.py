@@ -88,3 +88,12 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int = 15):
         super().__init__(f"signal {signum}")
         self.signum = signum
+
+
+def raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
+    """The SIGTERM handler (``signal.signal(signal.SIGTERM, raise_terminated)``): raises :class:`Terminated` in the
+    main thread; a second SIGTERM during the clean-up that follows is ignored."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated(signum)

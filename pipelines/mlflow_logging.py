@@ -26,7 +26,7 @@ import pandas as pd
 import models
 
 from pipelines import families, tracking
-from pipelines.errors import Terminated
+from pipelines.errors import raise_terminated
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,6 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
-
-
-def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
-    """SIGTERM raises :class:`pipelines.errors.Terminated` (a KeyboardInterrupt) in the main thread, so the run
-    is ended as KILLED; a second SIGTERM during that clean-up is ignored."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated(signum)
 
 
 def _end_run(run_id: str, status: str) -> None:
@@ -98,7 +91,7 @@ def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = No
         tags = {**(tags or {}), "storefront.launcher_run_id": launcher}
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGTERM, raise_terminated)  # the run ends KILLED
     except ValueError:  # not the main thread
         previous = None
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name,

@@ -109,23 +109,26 @@ def check_output_file(path: str | Path, overwrite: bool, option: str, *, probe: 
     return path
 
 
-def _file_in_the_way(folder: Path) -> Path | None:
-    """``folder`` or the first of its ancestors that exists, when that is not a folder."""
-    path = folder.absolute()
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
+    return path
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """``folder`` or the first of its ancestors that exists, when that is not a folder."""
+    path = _nearest_existing(folder)
     return None if path.is_dir() else path
 
 
 def _probe_writable(path: Path, option: str) -> None:
     """Make and remove a temporary folder where ``path``'s temporary will go (its nearest existing ancestor)."""
-    place = path.absolute().parent
-    while not place.exists() and place != place.parent:
-        place = place.parent
+    place = _nearest_existing(path.absolute().parent)
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".storefront-probe-", dir=place))
     except OSError as exc:
-        raise OutputPathError(f"{option} {path}: cannot write in {place} ({exc.strerror})") from None
+        raise _cannot_write(option, path, place, exc) from None
 
 
 def _cannot_write(option: str, path: Path, place: Path, exc: OSError) -> OutputPathError:

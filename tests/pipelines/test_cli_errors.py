@@ -181,7 +181,7 @@ def test_sigterm_ends_with_one_line_and_exit_143_and_removes_the_temporary(tmp_p
             proc.kill()
             proc.communicate()
     assert proc.returncode == errors.EXIT_TERMINATED, err
-    assert one_line(err, "generate-data") == "terminated by signal 15 (SIGTERM); nothing was registered"
+    assert one_line(err, "generate-data") == "terminated by signal 15 (SIGTERM); a run in progress ends KILLED"
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".data.")]
 
 
@@ -193,7 +193,7 @@ def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
 
     monkeypatch.setattr(generate, "run", interrupted)
     assert cli.main(["generate-data"]) == errors.EXIT_INTERRUPTED
-    assert one_line(capsys.readouterr().err, "generate-data") == "interrupted (Ctrl-C); nothing was registered"
+    assert one_line(capsys.readouterr().err, "generate-data") == "interrupted (Ctrl-C); a run in progress ends KILLED"
 
 
 # --- exit code 5: tracking ----------------------------------------------------------------------------------

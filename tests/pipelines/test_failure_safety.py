@@ -101,7 +101,7 @@ def test_failing_or_killed_training_changes_nothing_in_the_registry(fresh_mlflow
     output = log.read_text()
     assert "Traceback" not in output, output[-3000:]
     assert output.strip().splitlines()[-1] == ("storefront train-itemcf: error: terminated by signal 15 (SIGTERM); "
-                                               "nothing was registered")
+                                               "a run in progress ends KILLED")
     killed = client.get_run(running[0].info.run_id)
     assert killed.info.status == "KILLED"
     assert _registry_state(client) == before
