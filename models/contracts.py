@@ -5,13 +5,71 @@ output columns) in ``models/<family>/contract.py``. The MLflow signature is buil
 params and limits from it, the command-line checks use the same :class:`Param` and :class:`Column` objects, and
 the documentation's tables are :meth:`Contract.markdown` (a test keeps the docs equal to it). This module is
 light (no pandas or MLflow at import), so the command line can read limits without slowing ``--help``.
+
+Limits every served model shares, in one place:
+
+* :data:`MAX_ROWS`: rows per request (1,000; a recommender then answers at most 100,000 rows at ``k=100``). A
+  larger request answers HTTP 400 naming the limit. A model logged with ``model_config={"max_rows": N}``
+  (``pipelines.mlflow_logging.log_pyfunc_model(max_rows=N)``) uses N; ``STOREFRONT_MAX_ROWS=N`` at serve time
+  overrides both (:func:`row_limit`).
+* :data:`MAX_NUMBER`: the largest magnitude of a number in a request (1e15: above 2**53 doubles no longer hold
+  every integer, and no feature of a shop is that large); with :func:`number_problem`, a request number must be
+  a finite int or float, never a boolean.
+
+How MLflow's scoring server treats a column before the model sees it decides its signature type
+(:meth:`Column.colspec`): a ``string`` column passes JSON values through as they are (the model checks them); a
+``long`` column would be cast (2.5 becomes 2, ``true`` 1, ``"3"`` 3) and a ``double`` column would turn ``true``
+into 1.0 and ``"3"`` into 3.0, so numeric inputs are declared ``Any`` and checked by the model. A whole-number
+*param* is declared ``double`` (:attr:`Param.signature_type`): MLflow refuses 2.0 for a ``long`` param, and
+passes 2.5 on to the model, which refuses it.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+MAX_ROWS = 1000
+MAX_ROWS_ENV = "STOREFRONT_MAX_ROWS"
+MAX_NUMBER = 1e15
+
+
+def checked_row_limit(value, origin: str = "max_rows") -> int:
+    """``value`` as a row limit: a whole number >= 1, else a ``ValueError`` naming ``origin``."""
+    try:
+        limit = int(str(value).strip())
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ValueError(f"{origin} must be a whole number of rows >= 1, got {value!r}")
+    return limit
+
+
+def row_limit(model_config: Mapping[str, Any] | None = None) -> int:
+    """The per-request row limit of a served model: ``STOREFRONT_MAX_ROWS``, else the logged ``max_rows``, else
+    :data:`MAX_ROWS`. A bad value is a ``ValueError`` (the model does not load, so the server does not start)."""
+    env = os.environ.get(MAX_ROWS_ENV, "").strip()
+    if env:
+        return checked_row_limit(env, MAX_ROWS_ENV)
+    return checked_row_limit((model_config or {}).get("max_rows", MAX_ROWS))
+
+
+def number_problem(value) -> str | None:
+    """What keeps ``value`` (a request's cell) from being a number of a served model, or None when it is one:
+    a finite int or float (NumPy's too) of magnitude at most :data:`MAX_NUMBER`; never a boolean or text."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):
+        return "a boolean, not a number"
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        return "text, not a number" if isinstance(value, str) else f"a {type(value).__name__}, not a number"
+    if not math.isfinite(value):
+        return "not a finite number"
+    if abs(value) > MAX_NUMBER:
+        return f"beyond the largest magnitude a request may send ({MAX_NUMBER:g})"
+    return None
 
 
 def _bad_request(message: str):
@@ -30,6 +88,7 @@ class Column:
     doc: str = ""
     low: int | None = None
     high: int | None = None
+    nullable: bool = False  # an input the model imputes: a request may send null (else null is a 400)
 
     def whole_number(self, value, row: int) -> int:
         """``value`` of this column in request row ``row`` as an int within the limits (2.0 is 2; 2.5, true,
@@ -52,6 +111,18 @@ class Column:
     def describe(self) -> str:
         limits = f" ({self.low}..{self.high})" if self.low is not None else ""
         return f"{self.type}{limits}"
+
+    @property
+    def null(self) -> str:
+        """What a null in this input column gets: imputed, or HTTP 400."""
+        return "imputed" if self.nullable else "400"
+
+    def colspec(self):
+        """The MLflow ``ColSpec`` of this column as a request input (module docstring: numbers are ``Any``)."""
+        from mlflow.types import ColSpec
+        from mlflow.types.schema import AnyType
+
+        return ColSpec(AnyType() if self.type in ("long", "double") else self.type, self.name)
 
 
 @dataclass(frozen=True)
@@ -116,6 +187,11 @@ class Param:
                 message = message.replace(f"param {self.name!r}", option)
             raise ValueError(message) from None
 
+    @property
+    def signature_type(self) -> str:
+        """The type of the param in the MLflow signature: ``double`` for a whole number (module docstring)."""
+        return "double" if self.type == "long" else self.type
+
     def describe(self) -> str:
         if self.type == "long":
             return f"integer {self.low:g}..{self.high:g}, default {self.default}"
@@ -140,6 +216,7 @@ class Contract:
     outputs: tuple[Column, ...] = ()
     dynamic_inputs: str = ""
     dynamic_outputs: str = ""
+    dynamic_null: str = "400"  # what a null in a dynamic input column gets
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
@@ -162,24 +239,25 @@ class Contract:
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-        def specs(columns):
-            return [ColSpec(c.type, c.name) for c in columns]
+        def value(param: Param):
+            default = defaults.get(param.name, param.default)
+            return float(default) if param.signature_type == "double" else default
 
         return ModelSignature(
-            inputs=Schema(inputs if inputs is not None else specs(self.inputs)),
-            outputs=Schema(outputs if outputs is not None else specs(self.outputs)),
-            params=ParamSchema([ParamSpec(p.name, p.type, defaults.get(p.name, p.default)) for p in self.params])
+            inputs=Schema(inputs if inputs is not None else [c.colspec() for c in self.inputs]),
+            outputs=Schema(outputs if outputs is not None else [ColSpec(c.type, c.name) for c in self.outputs]),
+            params=ParamSchema([ParamSpec(p.name, p.signature_type, value(p)) for p in self.params])
             if self.params else None,
         )
 
     def markdown(self) -> str:
-        """The contract as the Markdown table the documentation shows."""
-        rows = ["| part | name | type | meaning |", "|---|---|---|---|"]
-        rows += [f"| input | `{c.name}` | {c.describe()} | {c.doc} |" for c in self.inputs]
+        """The contract as the Markdown table the documentation shows (``null``: what a null input gets)."""
+        rows = ["| part | name | type | null | meaning |", "|---|---|---|---|---|"]
+        rows += [f"| input | `{c.name}` | {c.describe()} | {c.null} | {c.doc} |" for c in self.inputs]
         if self.dynamic_inputs:
-            rows.append(f"| input | ... | | {self.dynamic_inputs} |")
-        rows += [f"| param | `{p.name}` | {p.describe()} | {p.doc} |" for p in self.params]
-        rows += [f"| output | `{c.name}` | {c.describe()} | {c.doc} |" for c in self.outputs]
+            rows.append(f"| input | ... | | {self.dynamic_null} | {self.dynamic_inputs} |")
+        rows += [f"| param | `{p.name}` | {p.describe()} | default | {p.doc} |" for p in self.params]
+        rows += [f"| output | `{c.name}` | {c.describe()} | | {c.doc} |" for c in self.outputs]
         if self.dynamic_outputs:
-            rows.append(f"| output | ... | | {self.dynamic_outputs} |")
+            rows.append(f"| output | ... | | | {self.dynamic_outputs} |")
         return "\n".join(rows)

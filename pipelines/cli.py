@@ -4,9 +4,11 @@ Each subcommand lives in its own module, which defines ``HELP`` (one line), ``DO
 ``add_arguments(parser)`` and ``run(args) -> int | None``. The training commands come from
 :data:`pipelines.families.FAMILIES` (their one-line help and docs page too); their modules define
 ``add_arguments(parser)``, ``config_from_args(args)``, ``train(config)`` and ``summary(result, verdict)``, and
-:func:`run_training` runs them: train, the registration gate, the summary. Modules import their heavy dependencies inside ``run`` so that
-``storefront --help`` stays fast. :func:`parse_args` is the one place that reads options: MLproject's unset
-parameters (empty strings) are dropped there, so every default applies.
+:func:`run_training` runs them: train, the registration gate, the summary. Modules import their heavy
+dependencies inside their functions so that ``storefront --help`` stays fast. :func:`parse_args` is the one place that reads options: MLproject's unset
+parameters (empty strings) are dropped there, so every default applies. :func:`main` is the one place failures
+become messages: one line ``storefront <command>: error: <problem>`` and an exit code of :mod:`pipelines.errors`
+(:func:`describe_failure`), the traceback only with ``-v``; SIGTERM is handled like Ctrl-C for every command.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import traceback
 
-from pipelines.errors import StorefrontError
+from pipelines import errors
 from pipelines.families import FAMILIES
 
 TRAINERS = {f.command: f for f in FAMILIES.values() if f.command}
@@ -54,6 +58,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _NoInterruptTraceback(logging.Filter):
+    """Drop the traceback from a log record about Ctrl-C or SIGTERM (Optuna logs the interrupted trial with one):
+    the command ends with its one line instead; ``-v`` keeps everything."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+INTERRUPT_LOGGERS = ("optuna.study._optimize",)  # loggers that log an interrupted trial with its traceback
+
+
 def configure_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -63,6 +80,11 @@ def configure_logging(verbose: bool = False) -> None:
     )
     for noisy in ("alembic", "urllib3", "matplotlib", "PIL", "git", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:  # "Retrying (Retry(total=1, ...))" per attempt: the failure itself is reported in one line
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        for name in INTERRUPT_LOGGERS:
+            if not any(isinstance(f, _NoInterruptTraceback) for f in logging.getLogger(name).filters):
+                logging.getLogger(name).addFilter(_NoInterruptTraceback())
 
 
 def drop_empty_options(argv: list[str]) -> list[str]:
@@ -114,14 +136,72 @@ def run_training(args: argparse.Namespace) -> int:
     return 0
 
 
+def _first_line(exc: BaseException, limit: int = 400) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def _tracking_problem(exc: BaseException) -> str:
+    """One line for an MLflow failure: which tracking URI, and what went wrong (no retry chatter)."""
+    import re
+
+    from pipelines.tracking import tracking_uri
+
+    text, uri = str(getattr(exc, "message", None) or exc), tracking_uri()
+    if "Connection refused" in text or "Failed to establish a new connection" in text:
+        return f"tracking server {uri} refused the connection: is it running? (MLFLOW_TRACKING_URI)"
+    if status := re.search(r"too many (\d+) error responses", text):
+        return f"tracking server {uri} answered HTTP {status[1]} to every retry"
+    if status := re.search(r"error code (\d+) != 200\. Response body: '(.{0,200})", text, re.S):
+        body = status[2].split("\n")[0].rstrip("'")
+        return f"tracking server {uri} refused the request with HTTP {status[1]}: {body}"
+    if "Max retries exceeded" in text or "timed out" in text.lower():
+        return f"tracking server {uri} did not answer: {_first_line(exc, 300)}"
+    return f"MLflow tracking at {uri}: {_first_line(exc)}"
+
+
+def describe_failure(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message for a failed command (the table in :mod:`pipelines.errors`)."""
+    if isinstance(exc, errors.Terminated):
+        return errors.EXIT_TERMINATED, f"terminated by signal {exc.signum} (SIGTERM); a run in progress ends KILLED"
+    if isinstance(exc, KeyboardInterrupt):
+        return errors.EXIT_INTERRUPTED, "interrupted (Ctrl-C); a run in progress ends KILLED"
+    if isinstance(exc, errors.StorefrontError):
+        return exc.exit_code, str(exc)
+    mlflow_errors = sys.modules.get("mlflow.exceptions")  # no MLflow imported: not an MLflow error
+    if mlflow_errors is not None and isinstance(exc, mlflow_errors.MlflowException):
+        return errors.EXIT_TRACKING, _tracking_problem(exc)
+    if isinstance(exc, OSError):
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        reason = exc.strerror or str(exc)
+        return errors.EXIT_PATH, f"{where}: {reason}" if where else reason
+    requests_errors = sys.modules.get("requests.exceptions")
+    if requests_errors is not None and isinstance(exc, requests_errors.RequestException):
+        return errors.EXIT_TRACKING, _tracking_problem(exc)
+    return errors.EXIT_INTERNAL, (f"unexpected {type(exc).__name__}: {_first_line(exc)} (a bug: rerun with "
+                                  "`storefront -v ...` for the traceback and report it)")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure ends with one line on stderr and an exit code of :mod:`pipelines.errors`
+    (the traceback too with ``-v``). SIGTERM stops the command like Ctrl-C: runs end KILLED, temporary files go."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
     try:
+        previous = signal.signal(signal.SIGTERM, errors.raise_terminated)
+    except ValueError:  # not the main thread (a test calling main from a thread)
+        previous = None
+    try:
         code = args._run(args)
-    except StorefrontError as exc:
-        print(f"storefront {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place failures become messages
+        code, message = describe_failure(exc)
+        if args.verbose:
+            traceback.print_exc()
+        print(f"storefront {args.command}: error: {message}", file=sys.stderr)
+        return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(code or 0)
 
 

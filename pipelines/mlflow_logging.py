@@ -28,6 +28,7 @@ import pandas as pd
 import models
 
 from pipelines import families, tracking
+from pipelines.errors import raise_terminated
 
 logger = logging.getLogger(__name__)
 
@@ -48,34 +49,6 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{sha}-dirty" if dirty else sha
-
-
-class _Terminated(KeyboardInterrupt):
-    """Raised in the main thread when the process gets SIGTERM, so the run is ended as KILLED."""
-
-
-# Code that holds a tracking-store transaction: interrupting it there would leave the SQLite database locked.
-_STORE_CODE = (f"{os.sep}sqlalchemy{os.sep}", f"{os.sep}sqlite3{os.sep}", f"{os.sep}mlflow{os.sep}store{os.sep}")
-_RETRY_SECONDS = 0.05
-
-
-def _inside_store(frame) -> bool:
-    while frame is not None:
-        if any(part in frame.f_code.co_filename for part in _STORE_CODE):
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
-    """SIGTERM: raise :class:`_Terminated` at once, or, while a tracking-store transaction runs, a few
-    milliseconds later when it is done (SIGALRM brings the handler back), so the store is never left locked."""
-    if _inside_store(frame):
-        signal.signal(signal.SIGALRM, _raise_terminated)
-        signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
-        return
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    raise _Terminated(f"signal {signal.SIGTERM.value}")
 
 
 def _end_run(run_id: str, status: str) -> None:
@@ -195,7 +168,7 @@ def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = No
         tags = {**(tags or {}), "storefront.launcher_run_id": launcher}
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGALRM)
     try:
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGTERM, raise_terminated)  # the run ends KILLED
     except ValueError:  # not the main thread
         previous = None
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name,
@@ -279,16 +252,23 @@ def pinned_requirements(*distributions: str) -> list[str]:
 
 def log_pyfunc_model(python_model: str | Path, *, name: str, artifacts: Mapping[str, str],
                      input_example: pd.DataFrame, params: Mapping[str, Any] | None = None,
-                     requirements: tuple[str, ...] = ("numpy", "pandas"), signature=None):
+                     requirements: tuple[str, ...] = ("numpy", "pandas"), signature=None,
+                     max_rows: int | None = None, metadata: Mapping[str, Any] | None = None):
     """Log a pyfunc "model from code" whose code travels with it (the ``models`` package as code path).
 
     The signature is inferred from ``input_example`` (and ``params``) unless given; explicit pinned pip
-    requirements keep logging fast and the environment reproducible. Returns the ``ModelInfo``.
+    requirements keep logging fast and the environment reproducible. ``max_rows`` (default
+    :data:`models.contracts.MAX_ROWS`) is the served model's per-request row limit, stored as its
+    ``model_config`` (``STOREFRONT_MAX_ROWS`` overrides it at serve time); ``metadata`` goes to the MLmodel file
+    (shown in the MLflow UI). Returns the ``ModelInfo``.
     """
     from mlflow.models import infer_signature
 
+    from models.contracts import MAX_ROWS, checked_row_limit
+
     if signature is None:
         signature = infer_signature(input_example, None, params=dict(params) if params else None)
+    config = {"max_rows": checked_row_limit(MAX_ROWS if max_rows is None else max_rows)}
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(python_model),
@@ -297,6 +277,8 @@ def log_pyfunc_model(python_model: str | Path, *, name: str, artifacts: Mapping[
         signature=signature,
         input_example=input_example,
         pip_requirements=pinned_requirements(*requirements),
+        model_config=config,
+        metadata={**config, **dict(metadata or {})},
     )
 
 
@@ -373,6 +355,21 @@ def columns_agree(numeric: Sequence[str], *, rtol: float = 0.0, atol: float = 0.
     return compare
 
 
+def predict_in_batches(model, frame: pd.DataFrame, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """``model.predict(frame, params)`` for a loaded pyfunc, in batches of at most the model's per-request row
+    limit (:func:`models.contracts.row_limit`: a served request's limit, not one for the project's own scoring of
+    a whole test set or customer base). The answers of the batches, in order."""
+    from models.contracts import MAX_ROWS
+
+    python_model = model.unwrap_python_model() if hasattr(model, "unwrap_python_model") else model
+    size = int(getattr(python_model, "max_rows", MAX_ROWS))
+    params = dict(params) if params else None
+    if len(frame) <= size:
+        return model.predict(frame, params=params)
+    parts = [model.predict(frame.iloc[start:start + size], params=params) for start in range(0, len(frame), size)]
+    return pd.concat(parts, ignore_index=True)
+
+
 def check_round_trip(model_uri: str, requests: pd.DataFrame, expected: pd.DataFrame, compare: Comparison,
                      params: Mapping[str, Any] | None = None) -> int:
     """Load the logged model back, answer ``requests`` and compare with what training computed.
@@ -381,7 +378,7 @@ def check_round_trip(model_uri: str, requests: pd.DataFrame, expected: pd.DataFr
     """
     from pipelines.errors import RoundTripError
 
-    actual = mlflow.pyfunc.load_model(model_uri).predict(requests, params=dict(params) if params else None)
+    actual = predict_in_batches(mlflow.pyfunc.load_model(model_uri), requests, params)
     problems = compare(expected.reset_index(drop=True), actual.reset_index(drop=True))
     if problems:
         raise RoundTripError(f"the logged model {model_uri} disagrees with training on {len(problems)} point(s): "

@@ -43,6 +43,28 @@ def within(param: Param, option: str):
     return convert
 
 
+# Missing-value markers of bring-your-own tables and series (``--na-values``), in one place. A blank cell is always
+# missing; markers are compared case-insensitively after stripping spaces (``na`` and ``NULL`` match too).
+NA_VALUES = ("?", "NA", "N/A", "null", "-")
+
+
+def na_values(text: str) -> tuple[str, ...]:
+    """An ``argparse`` type for ``--na-values``: comma-separated markers (``?,NA,n.a.``); ``none`` means blank
+    cells only."""
+    if text.strip().lower() == "none":
+        return ()
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated markers or none, got {text!r}")
+    return values
+
+
+def add_na_values(parser: argparse.ArgumentParser, of: str) -> None:
+    parser.add_argument("--na-values", type=na_values, default=None,
+                        help=f"comma-separated text that marks a missing value in {of}, case-insensitive; blank "
+                             f"cells are always missing; `none` for blanks only (default {','.join(NA_VALUES)})")
+
+
 def bool_text(value: str | bool) -> bool:
     """An ``argparse`` type for true/false flags that MLproject passes as text."""
     if isinstance(value, bool):

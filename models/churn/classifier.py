@@ -3,7 +3,9 @@
 * :func:`make_pipeline` builds ``ColumnTransformer`` (continuous numerics: median imputation, optional
   signed log, scaling, optional cubic ``SplineTransformer``; other numerics: imputation and scaling;
   categoricals: one-hot with ``handle_unknown="ignore"``, so an unseen category sets none of its
-  column's indicators: that column then adds nothing to the log-odds)
+  column's indicators: that column then adds nothing to the log-odds; numeric columns that had missing
+  values in training (``FeatureSpec.nullable``): also a ``MissingIndicator`` term each, so "missing" can
+  carry its own weight instead of passing for the median)
   followed by ``LogisticRegression``. The penalty is given as ``l1``/``l2``/``elasticnet`` and mapped to
   scikit-learn's ``l1_ratio`` (1, 0, in between) with a solver that supports it (liblinear, lbfgs, saga).
 * :func:`suggest_params` is the Optuna search space: ``C``, ``penalty`` (+ ``l1_ratio``), ``class_weight``,
@@ -31,7 +33,7 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.impute import SimpleImputer
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
@@ -135,6 +137,8 @@ def make_pipeline(params: Mapping[str, Any], spec: FeatureSpec, seed: int = 0) -
                                               ("scale", StandardScaler())]), discrete))
     if spec.categorical:
         transformers.append(("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(spec.categorical)))
+    if spec.imputed_numeric:  # a 0/1 term per numeric column that had missing values in training
+        transformers.append(("missing", MissingIndicator(features="all"), spec.imputed_numeric))
     if not transformers:
         raise ValueError("the feature spec has no columns")
     return Pipeline([("features", ColumnTransformer(transformers)), ("model", _classifier(params, seed))])

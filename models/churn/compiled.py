@@ -12,6 +12,8 @@ by :func:`models.churn.classifier.make_pipeline` once, at load time, into arrays
   outside the training range take the boundary term, as ``extrapolation="constant"`` does);
 * categorical columns: a dict from level to its one-hot coefficient (an unseen level adds nothing, as
   ``handle_unknown="ignore"`` does);
+* missing indicators (``MissingIndicator(features="all")`` over the numeric columns that had missing values in
+  training): the coefficient of each, added where the value is NaN;
 * the intercept; the positive-class probability is ``expit`` of the log-odds, as for ``LogisticRegression``.
 
 The result equals the pipeline's ``predict_proba[:, 1]`` up to floating-point rounding (summation order).
@@ -91,10 +93,19 @@ class _NumericBlock:
 
 
 @dataclass(frozen=True)
+class _IndicatorBlock:
+    index: np.ndarray  # positions of the indicated columns in the numeric matrix
+    coef: np.ndarray
+
+    def decision(self, numeric: np.ndarray) -> np.ndarray:
+        return np.isnan(numeric[:, self.index]).astype(float) @ self.coef
+
+
+@dataclass(frozen=True)
 class CompiledPipeline:
     """Log-odds and probabilities from a numeric matrix and categorical string columns (spec order)."""
 
-    numeric_blocks: tuple[_NumericBlock, ...]
+    numeric_blocks: tuple[_NumericBlock | _IndicatorBlock, ...]
     levels: tuple[dict, ...]  # per categorical column: level -> coefficient
     intercept: float
 
@@ -161,6 +172,7 @@ def _numeric_block(steps, columns: list[str], spec: FeatureSpec, coef: np.ndarra
 def compile_pipeline(pipeline, spec: FeatureSpec) -> CompiledPipeline:
     """Compile a fitted :func:`models.churn.classifier.make_pipeline` pipeline (raises :class:`UnsupportedPipeline`)."""
     from sklearn.compose import ColumnTransformer
+    from sklearn.impute import MissingIndicator
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
@@ -172,7 +184,7 @@ def compile_pipeline(pipeline, spec: FeatureSpec) -> CompiledPipeline:
     _check(model.coef_.shape[0] == 1 and len(model.classes_) == 2 and list(model.classes_) == [0, 1],
            "binary classes 0/1")
     coef = np.asarray(model.coef_[0], dtype=float)
-    blocks, levels, offset = [], [], 0
+    blocks, indicators, levels, offset = [], [], [], 0
     categorical_seen: list[str] = []
     for name, transformer, columns in features.transformers_:
         if name == "remainder":
@@ -183,6 +195,13 @@ def compile_pipeline(pipeline, spec: FeatureSpec) -> CompiledPipeline:
             _check(all(c in spec.numeric for c in columns), f"numeric block {name}")
             block, used = _numeric_block(transformer.steps, columns, spec, coef[offset:])
             blocks.append(block)
+        elif type(transformer) is MissingIndicator:
+            _check(transformer.features == "all" and np.isnan(transformer.missing_values)
+                   and all(c in spec.numeric for c in columns), "missing indicator settings")
+            position = {c: i for i, c in enumerate(spec.numeric)}
+            used = len(columns)
+            indicators.append(_IndicatorBlock(np.array([position[c] for c in columns], dtype=np.intp),
+                                              coef[offset:offset + used].copy()))
         elif type(transformer) is OneHotEncoder:
             _check(transformer.handle_unknown == "ignore" and transformer.drop_idx_ is None
                    and getattr(transformer, "_infrequent_enabled", False) is False, "one-hot settings")
@@ -200,6 +219,6 @@ def compile_pipeline(pipeline, spec: FeatureSpec) -> CompiledPipeline:
         offset += used
     _check(offset == coef.size, "number of model terms")
     _check(categorical_seen == list(spec.categorical), "categorical columns")
-    covered = sorted(int(i) for b in blocks for i in b.index)
+    covered = sorted(int(i) for b in blocks for i in b.index)  # the indicators add terms, not columns
     _check(covered == list(range(len(spec.numeric))), "numeric columns")
-    return CompiledPipeline(tuple(blocks), tuple(levels), float(model.intercept_[0]))
+    return CompiledPipeline((*blocks, *indicators), tuple(levels), float(model.intercept_[0]))

@@ -7,15 +7,20 @@ target and, for shop models, the lookback and label windows that the batch score
 
 Serving contract (:mod:`models.churn.contract`):
 
-* input rows: ``customer_id`` (string) plus every feature column of the signature. Numeric features are
-  numbers (missing values allowed: they are imputed as in training); a numeric column of a
-  bring-your-own table that held blank strings in training is declared ``Any`` and also accepts numbers as
-  text and blank strings (= missing), exactly as training read them. Categorical features are strings; an
-  unseen category is fine (none of its column's one-hot terms applies: the column adds nothing).
+* input rows: ``customer_id`` (string, or an integer) plus every feature column of the signature. Numeric
+  features are numbers: finite, of magnitude at most 1e15, never booleans (they are declared ``Any`` so that
+  MLflow passes them unconverted and the model can refuse ``true`` or ``"3"``); a numeric column of a
+  bring-your-own table that held missing values written as text in training (blanks, ``?``, ...) also accepts
+  numbers as text and those markers (= missing), exactly as training read them. A null is imputed only in a
+  column that had missing values in training (``FeatureSpec.nullable``, listed in the MLmodel metadata as
+  ``nullable_columns``); elsewhere it is a 400. Categorical features are strings; an unseen category is fine
+  (none of its column's one-hot terms applies: the column adds nothing).
 * output one row per input row: ``customer_id, churn_probability, risk_segment, churn`` (for the purchase
   target: ``purchase_probability, propensity_segment, purchase``). The segment is ``low`` below 0.4,
   ``medium`` below 0.7, else ``high``; the flag is ``probability >= threshold`` (tuned on validation data).
-* a missing or mistyped column raises :func:`models.serving.bad_request` (HTTP 400) naming the column.
+* a missing or mistyped column, a null the model does not impute, or more rows than the row limit
+  (:func:`models.contracts.row_limit`) raises :func:`models.serving.bad_request` (HTTP 400) naming the column
+  and the row.
 
 Request path: at load time the fitted pipeline is compiled to plain NumPy arrays
 (:mod:`models.churn.compiled`: the same probabilities, without scikit-learn's per-call validation and
@@ -39,7 +44,8 @@ from models.churn.classifier import SEGMENT_CUTS, ChurnClassifier, PlattCalibrat
 from models.churn.columns import ID_COLUMN, FeatureSpec, FeatureTypeError, FrameColumns, coerce_arrays
 from models.churn.compiled import CompiledPipeline, UnsupportedPipeline, compile_pipeline
 from models.churn.contract import output_columns
-from models.serving import as_frame, bad_request, require_columns, string_values
+from models.contracts import MAX_ROWS, row_limit
+from models.serving import as_frame, bad_request, check_rows, require_columns, string_values
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +94,13 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         self.config: dict = {}
         self._compiled_for: ChurnClassifier | None = None
         self._compiled: CompiledPipeline | None = None
+        self.max_rows = MAX_ROWS
 
     def load_context(self, context):
         self.classifier, self.config = load_classifier(context.artifacts[PIPELINE_ARTIFACT],
                                                        context.artifacts[CONFIG_ARTIFACT])
         self.compiled()
+        self.max_rows = row_limit(context.model_config)
 
     def compiled(self) -> CompiledPipeline | None:
         """The NumPy form of the current classifier's pipeline (None: scored by scikit-learn)."""
@@ -118,12 +126,13 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ARG002
         spec = self.classifier.spec
         frame = as_frame(model_input)
+        check_rows(len(frame), self.max_rows)
         columns = FrameColumns(frame)
         if any(c not in columns for c in (ID_COLUMN, *spec.features)):
             require_columns(frame, [ID_COLUMN, *spec.features])
         ids = np.array(string_values(columns.items(ID_COLUMN), ID_COLUMN), dtype=object)
         try:
-            numeric, categorical = coerce_arrays(columns, spec)
+            numeric, categorical = coerce_arrays(columns, spec, strict=True)
         except FeatureTypeError as exc:
             raise bad_request(str(exc)) from None
         probability, segment, flag = output_columns(self.config.get("target", "churn"))

@@ -30,6 +30,6 @@ def signature(feature_columns, categories):
     from models.next_category.model import probability_columns
 
     return CONTRACT.signature(
-        inputs=[ColSpec("string", ID_COLUMN), *(ColSpec("double", c) for c in feature_columns)],
+        inputs=[ColSpec("string", ID_COLUMN), *(Column(c, "double").colspec() for c in feature_columns)],
         outputs=[*(ColSpec(c.type, c.name) for c in CONTRACT.outputs),
                  *(ColSpec("double", c) for c in probability_columns(categories))])

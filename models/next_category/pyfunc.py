@@ -8,8 +8,9 @@ Serving contract: input rows with ``customer_id`` (string) and the feature colum
 (:func:`models.next_category.model.feature_columns`, built by :func:`models.next_category.model.build_features` at the
 scoring date; non-negative numbers, shares in [0, 1]). Output one row per input row: ``customer_id``,
 ``top_category`` (the category name), ``top_probability`` and ``prob_<category slug>`` for every category
-(rows sum to 1). A missing column, or a missing, non-numeric, infinite or negative value, raises
-:func:`models.serving.bad_request` (HTTP 400) naming the column and the row.
+(rows sum to 1). A missing column, a missing, non-numeric (text, boolean), infinite, huge or negative value, an id
+that is neither text nor an integer, or more rows than the row limit raises :func:`models.serving.bad_request`
+(HTTP 400) naming the column and the row.
 """
 
 from __future__ import annotations
@@ -18,24 +19,16 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from models.contracts import MAX_ROWS, row_limit
 from models.next_category.model import ID_COLUMN, NextCategoryClassifier, probability_columns
-from models.serving import as_frame, bad_request, require_columns, string_column
+from models.serving import as_frame, check_rows, number_values, require_columns, string_column
 
 CLASSIFIER_ARTIFACT = "classifier"
 
 
 def checked_features(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     require_columns(frame, [ID_COLUMN, *columns])
-    out = {}
-    for col in columns:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        array = values.to_numpy(float, na_value=np.nan)
-        bad = ~np.isfinite(array) | (array < 0)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise bad_request(f"column {col!r} must hold non-negative numbers; row {row} has {frame[col].iloc[row]!r}")
-        out[col] = array
-    return pd.DataFrame(out)
+    return pd.DataFrame({col: number_values(frame[col].tolist(), col, low=0) for col in columns})
 
 
 def answer(classifier: NextCategoryClassifier, ids: np.ndarray, X: pd.DataFrame) -> pd.DataFrame:
@@ -55,12 +48,15 @@ class NextCategoryModel(mlflow.pyfunc.PythonModel):
 
     def __init__(self):
         self.classifier: NextCategoryClassifier | None = None
+        self.max_rows = MAX_ROWS
 
     def load_context(self, context):
         self.classifier = NextCategoryClassifier.load(context.artifacts[CLASSIFIER_ARTIFACT])
+        self.max_rows = row_limit(context.model_config)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ARG002
         frame = as_frame(model_input)
+        check_rows(len(frame), self.max_rows)
         X = checked_features(frame, self.classifier.input_columns)
         ids = string_column(frame, ID_COLUMN).to_numpy(dtype=object)
         return answer(self.classifier, ids, X)

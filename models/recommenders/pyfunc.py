@@ -7,8 +7,9 @@ no Surprise, no pandas pivot, no pickle.
 
 The serving contract is :data:`models.recommenders.contract.CONTRACT`: input rows ``{"customer_id": str}``,
 params ``k`` and ``exclude_purchased``, one output row per recommendation. An unknown customer gets the
-popular products with reason ``popular`` (never an error); a missing ``customer_id`` column, a missing id or a
-parameter out of its limits raises :func:`models.serving.bad_request` (HTTP 400 naming the problem).
+popular products with reason ``popular`` (never an error); a missing ``customer_id`` column, a missing id, an id
+that is neither a string nor an integer, a parameter out of its limits (``k`` 2.5) or more rows than the row limit
+(:func:`models.contracts.row_limit`) raises :func:`models.serving.bad_request` (HTTP 400 naming the problem).
 
 The scorers (``itemcf``, ``svdpp``, ``popularity``) and their protocol are described in
 :mod:`models.recommenders.engine`.
@@ -19,9 +20,10 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 
+from models.contracts import MAX_ROWS, row_limit
 from models.recommenders.contract import EXCLUDE_PURCHASED, K
 from models.recommenders.engine import Recommender
-from models.serving import as_frame, require_columns, string_column
+from models.serving import as_frame, check_rows, require_columns, string_values
 
 
 class RecommenderModel(mlflow.pyfunc.PythonModel):
@@ -33,18 +35,19 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
 
     def __init__(self):
         self.recommender: Recommender | None = None
+        self.max_rows = MAX_ROWS
 
     def load_context(self, context):
         self.recommender = Recommender.load(context.artifacts["recommender"])
+        self.max_rows = row_limit(context.model_config)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ARG002
+        frame = as_frame(model_input)
+        check_rows(len(frame), self.max_rows)
         k = K.read(params)
         exclude = EXCLUDE_PURCHASED.read(params)
-        frame = as_frame(model_input)
         require_columns(frame, ["customer_id"])
-        customer_ids = frame["customer_id"].tolist()
-        if not all(type(c) is str for c in customer_ids):  # noqa: E721 - exact str: the common case, fast
-            customer_ids = string_column(frame, "customer_id").tolist()
+        customer_ids = string_values(frame["customer_id"].tolist(), "customer_id")
         return self.recommender.recommend_frame(customer_ids, k, exclude)
 
 

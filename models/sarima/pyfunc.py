@@ -8,8 +8,10 @@ kept (:meth:`SeriesModel.prepare`). A request then only slices these, applies th
 ``confidence`` and the back-transform: the same numbers as a statsmodels forecast, without running one.
 
 The serving contract is :data:`models.sarima.contract.CONTRACT`: request rows ``{"category": str, "horizon":
-int}``, param ``confidence``, one answer row per step. An unknown category (the message lists the known ones),
-a horizon out of range or not a whole number, a missing column or a bad ``confidence`` answers HTTP 400.
+int}``, param ``confidence``, one answer row per step. An unknown category (the message lists the known ones), a
+category that is neither text nor an integer, a horizon out of range or not a whole number (``horizon`` is declared
+``Any`` in the signature, so 2.5 and ``true`` reach the model instead of being cast to 2 and 1), a missing column or
+value, a bad ``confidence`` or more rows than the row limit answers HTTP 400.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from models.contracts import MAX_ROWS, row_limit
 from models.sarima.contract import CONFIDENCE, CONTRACT, HORIZON
 from models.sarima.model import SeriesModel
-from models.serving import as_frame, bad_request, require_columns, string_values
+from models.serving import as_frame, bad_request, check_rows, require_columns, string_values
 
 def load_series(path: str | Path) -> dict[str, SeriesModel]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -36,10 +39,13 @@ class SarimaForecaster(mlflow.pyfunc.PythonModel):
     ``model_input`` is annotated ``pd.DataFrame`` so MLflow validates requests against the logged signature only.
     """
 
+    max_rows = MAX_ROWS
+
     def load_context(self, context) -> None:
         self.series = load_series(context.artifacts["series"])
         for model in self.series.values():
             model.prepare(HORIZON.high)
+        self.max_rows = row_limit(context.model_config)
 
     @property
     def categories(self) -> list[str]:
@@ -57,6 +63,7 @@ class SarimaForecaster(mlflow.pyfunc.PythonModel):
         require_columns(df, ["category", "horizon"])
         if df.empty:
             raise bad_request("no rows: send at least one {'category': ..., 'horizon': ...}")
+        check_rows(len(df), self.max_rows)
         confidence = CONFIDENCE.read(params)
         categories = string_values(df["category"].tolist(), "category")
         horizons = [HORIZON.whole_number(v, i) for i, v in enumerate(df["horizon"].tolist())]

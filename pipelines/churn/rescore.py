@@ -6,6 +6,7 @@ import pandas as pd
 
 from evaluation import metrics
 from pipelines.errors import RescoreError
+from pipelines.mlflow_logging import predict_in_batches
 
 
 def score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model) -> float:
@@ -15,7 +16,7 @@ def score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model) -> flo
     if needed:
         raise RescoreError(f"it expects column(s) {', '.join(needed)} that the test data does not have")
     column = spec.get("probability_column", "churn_probability")  # purchase_probability for the purchase target
-    scores = model.predict(requests)
+    scores = predict_in_batches(model, requests)
     if column not in scores.columns:
         raise RescoreError(f"it answers {', '.join(map(str, scores.columns))}, not {column}")
     merged = truth.merge(scores[["customer_id", column]], on="customer_id", how="inner")

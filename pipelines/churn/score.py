@@ -6,7 +6,8 @@ of ``--data-dir``. Builds the features of every customer with a purchase in the 
 before ``--cutoff`` (default: midnight after the last purchase, i.e. "now" for the data), exactly as in
 training (nothing on or after the cutoff is read), scores them with the model and writes ``--output``:
 ``rank, customer_id, churn_probability, risk_segment, churn`` (``purchase_*`` columns for a purchase model),
-highest probability first. The file is written to a temporary name and renamed, so it is complete or absent.
+highest probability first. The file is written to a temporary name and renamed, so it is complete or absent;
+an existing file is replaced only with ``--overwrite``, and a folder is refused.
 Logs nothing to MLflow and registers nothing.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+
+from pipelines.outputs import add_overwrite
 
 HELP = "score every active customer with a churn model and write a CSV ranked by risk"
 DOCS = "docs/churn.md"
@@ -32,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cutoff", default=None,
                         help="score as of this date (default: midnight after the last purchase in the data)")
     parser.add_argument("--output", type=Path, required=True, help="CSV file to write")
+    add_overwrite(parser, "--output")
 
 
 def model_uri(name_or_uri: str) -> str:
@@ -42,13 +46,16 @@ def model_uri(name_or_uri: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = score(args.model, args.output, args.data_dir, args.cutoff)
+    path = score(args.model, args.output, args.data_dir, args.cutoff, overwrite=args.overwrite)
     print(path)
     return 0
 
 
-def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: str | None = None) -> Path:
-    """Score every customer active at ``cutoff`` with ``model_name`` and write ``output``; returns its path."""
+def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: str | None = None, *,
+          overwrite: bool = False) -> Path:
+    """Score every customer active at ``cutoff`` with ``model_name`` and write ``output``; returns its path.
+
+    An existing ``output`` is replaced only with ``overwrite`` (:mod:`pipelines.outputs`)."""
     import mlflow
     import pandas as pd
     from mlflow.exceptions import MlflowException
@@ -58,7 +65,12 @@ def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: s
     from pipelines import tracking
     from pipelines.errors import ConfigurationError, DataValidationError
     from pipelines.data.tables import load_tables
+    from pipelines.mlflow_logging import predict_in_batches
+    from pipelines.outputs import check_output_file, write_file
 
+    check_output_file(output, overwrite, "--output", probe=True)  # before loading and scoring
+    data_dir = Path(data_dir) if data_dir else tracking.default_data_dir()
+    tables = load_tables(data_dir)  # checked first: a bad table is the cheaper thing to report
     tracking.setup_tracking()
     uri = model_uri(model_name)
     try:
@@ -70,8 +82,6 @@ def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: s
         raise ConfigurationError(f"--model {model_name}: {uri} is not a churn model trained on the shop tables "
                                  f"(source {config.get('source', 'unknown')!r}); score its table rows through "
                                  "the served model instead")
-    data_dir = Path(data_dir) if data_dir else tracking.default_data_dir()
-    tables = load_tables(data_dir)
     dates = tables["transactions"]["purchase_date"]
     if dates.empty:
         raise DataValidationError(f"{data_dir}: the transactions table is empty")
@@ -95,31 +105,17 @@ def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: s
         raise DataValidationError(f"{data_dir}: the model needs feature(s) {', '.join(missing)} that these tables "
                                   "cannot provide (e.g. a customers column it was trained with)")
     try:
-        scores = model.predict(features[[ID_COLUMN, *expected]])
+        scores = predict_in_batches(model, features[[ID_COLUMN, *expected]])
     except MlflowException as exc:
         raise DataValidationError(f"{data_dir}: the model rejected the features: {exc.message}") from exc
     probability = output_columns(config.get("target", "churn"))[0]
     scores = scores.sort_values([probability, ID_COLUMN], ascending=[False, True], kind="stable").reset_index(drop=True)
     scores.insert(0, "rank", range(1, len(scores) + 1))
-    out = _write_atomically(scores, Path(output))
+    out = write_file(Path(output), lambda tmp: scores.to_csv(tmp, index=False, float_format="%.6f"),
+                     overwrite=overwrite)
     segment = output_columns(config.get("target", "churn"))[1]
     counts = scores[segment].value_counts().to_dict()
     logger.info("scored %d customers active at %s with %s: %s; wrote %s", len(scores), cutoff.date(), uri,
                 ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), out)
     return out
 
-
-def _write_atomically(frame, path: Path) -> Path:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            frame.to_csv(handle, index=False, float_format="%.6f")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

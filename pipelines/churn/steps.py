@@ -22,7 +22,7 @@ import pandas as pd
 from evaluation.splits import stratified_holdout
 from models.churn.classifier import DEFAULT_TRIAL, classification_at
 from models.churn.columns import FeatureSpec
-from models.churn.contract import PYFUNC_FILE, model_signature, output_columns
+from models.churn.contract import PYFUNC_FILE, model_metadata, model_signature, output_columns
 from models.churn.features import ID_COLUMN
 from models.churn.labels import window_days_for
 from models.churn.pyfunc import model_config, save_artifacts
@@ -42,7 +42,7 @@ from pipelines.data.tables import dataset_digest, load_tables
 from pipelines.errors import ConfigurationError
 from pipelines.families import get
 from pipelines.mlflow_logging import columns_agree, check_round_trip, log_pyfunc_model, log_tables_input, table_dataset
-from pipelines.options import StudyOptions, TrainConfig
+from pipelines.options import NA_VALUES, StudyOptions, TrainConfig
 from pipelines.rescoring import log_holdout
 from pipelines.study import run_study
 
@@ -71,6 +71,7 @@ class ChurnConfig(TrainConfig):
     id_column: str | None = None
     registered_model: str | None = None
     cost_ratio: float | None = None
+    na_values: tuple[str, ...] = NA_VALUES
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Prepared:
     registered_model: str | None
     split: str = ""
     holdout_spec: dict = field(default_factory=dict)
+    table_summary: str = ""  # a table run: how its rows and columns were read (printed by the command)
 
     @property
     def label(self) -> str:
@@ -157,7 +159,7 @@ def prepare_shop(config: ChurnConfig) -> Prepared:
 
 def prepare_table(config: ChurnConfig) -> Prepared:
     """A user's customer table: a stratified hold-out for the test, stratified K-fold CV on the rest."""
-    data = load_table(config.table, config.label_column, config.id_column)
+    data = load_table(config.table, config.label_column, config.id_column, config.na_values)
     counts = np.bincount(data.y, minlength=2)
     if counts.min() * TEST_FRACTION * (1 - 1 / CV_FOLDS) < 2:
         raise ConfigurationError(f"{data.path}: {counts.min()} rows of the rarer class are too few for a "
@@ -173,6 +175,7 @@ def prepare_table(config: ChurnConfig) -> Prepared:
         mlflow.log_input(table_dataset(data.raw, data.path, data.path.stem), context="training")
         mlflow.log_metrics({"n_dev_rows": len(dev), "n_test_rows": len(test),
                             "dev_positive_rate": float(y_dev.mean()), "test_positive_rate": float(data.y[test].mean())})
+        log_column_types(data)
 
     name = f"churn-table-{data.path.stem}"  # the default study name
     return Prepared(
@@ -181,7 +184,8 @@ def prepare_table(config: ChurnConfig) -> Prepared:
         baseline="plain", digest=digest, log_inputs=log_inputs,
         run_params={"source": "table", "table": str(data.path), "label_column": data.label_column,
                     "id_column": data.id_column or "", "test_fraction": TEST_FRACTION, "cv_folds": CV_FOLDS,
-                    "cost_ratio": config.cost_ratio, "lenient_columns": ",".join(data.spec.lenient)},
+                    "cost_ratio": config.cost_ratio, "lenient_columns": ",".join(data.spec.lenient),
+                    "na_values": ",".join(config.na_values) or "none"},
         config_extra={"source": "table", "table": data.path.name, "label_column": data.label_column,
                       "id_column": data.id_column},
         study=config.study.named(name), run_name=f"churn from {data.path.name}",
@@ -189,7 +193,24 @@ def prepare_table(config: ChurnConfig) -> Prepared:
         split=(f"a stratified {TEST_FRACTION:.0%} hold-out of the rows is the test set; {CV_FOLDS}-fold stratified "
                "cross-validation on the rest tunes"),
         holdout_spec={"table": data.path.name, "label_column": data.label_column},
+        table_summary=data.summary(),
     )
+
+
+def log_column_types(data) -> None:
+    """How the table's columns were read (``tables/column_types.csv``) and the counts as metrics: rows read and
+    dropped without a label, missing values imputed, columns per kind."""
+    table = data.reading.table()
+    mlflow.log_text(table.to_csv(index=False), "tables/column_types.csv")
+    counts = data.reading.counts()
+    features = table["read_as"].isin(["numeric", "categorical"])
+    mlflow.log_metrics({
+        "table_rows_read": data.rows_read, "table_rows_without_label": data.rows_without_label,
+        "missing_values": int(table.loc[features, "missing"].sum()),
+        "columns_numeric": counts["numeric"], "columns_categorical": counts["categorical"],
+        "columns_left_out": counts["left out"],
+        "columns_with_missing_values": counts["numeric with missing values"] + counts["categorical with missing values"],
+    })
 
 
 @dataclass
@@ -265,7 +286,8 @@ def log_model(p: Prepared, scored: Scored):
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = save_artifacts(model, config, tmp)
         info = log_pyfunc_model(PYFUNC_FILE, name=FAMILY.logged_model, artifacts=artifacts, input_example=example,
-                                requirements=MODEL_REQUIREMENTS, signature=model_signature(example, p.spec, p.target))
+                                requirements=MODEL_REQUIREMENTS, signature=model_signature(example, p.spec, p.target),
+                                metadata=model_metadata(p.spec))
     expected = pd.DataFrame({ID_COLUMN: p.ids_test, probability: scored.probabilities})
     check_round_trip(info.model_uri, requests, expected,
                      columns_agree([probability], atol=ROUND_TRIP_ATOL, exact=[ID_COLUMN]))

@@ -2,7 +2,11 @@
 
 Reads either the four canonical tables from ``--data-dir`` (default ``data/generated``) or, with
 ``--table``, a bring-your-own customer table (one row per customer, ``--label-column`` Yes/No or 1/0,
-``--id-column``, mixed numeric and categorical columns; blank strings in numeric columns are missing).
+``--id-column``, mixed numeric and categorical columns). In a table, blank cells and the markers of
+``--na-values`` (default ``? NA N/A null -``, case-insensitive) are missing values: a column of numbers with
+some markers stays numeric with missing values (median-imputed, plus a missing indicator), a row without a label
+is dropped and counted, and the run logs how every column was read (``tables/column_types.csv``: kind, missing
+count, markers, reason) and prints how many columns of each kind there were.
 
 Shop tables: leakage-free snapshots (:mod:`pipelines.churn.data`). ``--target churn`` labels customers with
 no purchase in the ``--window-days`` (default 90) after the cutoff; ``--target purchase`` labels those who
@@ -41,7 +45,7 @@ FAMILY = get("churn")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pipelines.options import add_study_options, whole_number
+    from pipelines.options import add_na_values, add_study_options, whole_number
 
     add_study_options(parser, FAMILY, seed_help="sampler, split and solver seed")
     parser.add_argument("--target", choices=("churn", "purchase"), default="churn",
@@ -61,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="label column of --table (Yes/No, True/False, 1/0)")
     parser.add_argument("--id-column", default=None,
                         help="id column of --table (default customer_id when present, else the row number)")
+    add_na_values(parser, "--table")
     parser.add_argument("--registered-model", default=None,
                         help="registry name for the model (default: storefront-churn for shop churn, "
                              "storefront-purchase for the purchase target, storefront-churn-<table name> for --table)")
@@ -74,7 +79,7 @@ def config_from_args(args: argparse.Namespace):
     from pipelines.churn.steps import ChurnConfig
     from pipelines.errors import ConfigurationError
     from pipelines.families import own_model_name
-    from pipelines.options import StudyOptions
+    from pipelines.options import NA_VALUES, StudyOptions
 
     if args.n_trials is not None and args.n_trials < 1:
         raise ConfigurationError(f"--n-trials must be at least 1, got {args.n_trials}")
@@ -91,12 +96,13 @@ def config_from_args(args: argparse.Namespace):
         if args.target != "churn":
             raise ConfigurationError("--target purchase needs the shop tables (--data-dir), not --table")
         registered = own_model_name(FAMILY.name, args.table, registered)
-    elif args.label_column or args.id_column:
-        raise ConfigurationError("--label-column and --id-column apply to --table only")
+    elif args.label_column or args.id_column or args.na_values is not None:
+        raise ConfigurationError("--label-column, --id-column and --na-values apply to --table only")
     return ChurnConfig(study=StudyOptions.from_args(args), data_dir=args.data_dir, target=args.target,
                        window_days=args.window_days, cutoff=args.cutoff, lookback_days=args.lookback_days,
                        snapshots=args.snapshots, table=args.table, label_column=args.label_column,
-                       id_column=args.id_column, registered_model=registered, cost_ratio=args.cost_ratio)
+                       id_column=args.id_column, registered_model=registered, cost_ratio=args.cost_ratio,
+                       na_values=NA_VALUES if args.na_values is None else args.na_values)
 
 
 def train(config):
@@ -122,12 +128,16 @@ def train(config):
         extra={"test_metrics": scored.metrics, "baseline_test_metrics": baseline.metrics,
                "params": scored.final.params, "threshold": model.threshold,
                "calibrated": model.calibration is not None, "source": p.source, "target": p.target,
-               "test_probabilities": scored.probabilities, "model_id": getattr(info, "model_id", None)},
+               "test_probabilities": scored.probabilities, "model_id": getattr(info, "model_id", None),
+               "table_summary": p.table_summary},
         split=p.split, baseline=baseline.name,
     )
 
 
 def summary(result, verdict: str) -> str:
-    """The command's closing line (after :func:`train` and the registration gate)."""
-    return (f"churn ({result.extra['target']}): test auc {result.test_value:.4f} "
+    """The command's closing lines (after :func:`train` and the registration gate); a table run first says how
+    its rows and columns were read."""
+    line = (f"churn ({result.extra['target']}): test auc {result.test_value:.4f} "
             f"(baseline {result.baseline_value:.4f}); {verdict}; run {result.run_id}")
+    table = result.extra.get("table_summary")
+    return f"{table}\n{line}" if table else line

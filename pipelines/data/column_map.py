@@ -60,7 +60,7 @@ import yaml
 
 from pipelines.data import tables as T
 from pipelines.errors import ConfigurationError, DataValidationError
-from pipelines.data.validation import RawTable, RowCheck, check_delimiter, clean_ids, read_source
+from pipelines.data.validation import RawTable, RowCheck, check_delimiter, check_numbers, clean_ids, read_source
 
 logger = logging.getLogger(__name__)
 
@@ -285,6 +285,7 @@ def _unit_price(raw: pd.Series, keep: pd.Series, path: Path, column: str) -> pd.
     check = RowCheck(path, {"unit_price": column})
     check.fail_if(keep & raw.isna(), "unit_price", "missing value", raw)
     check.fail_if(keep & raw.notna() & price.isna(), "unit_price", "non-numeric value", raw)
+    check_numbers(check, "unit_price", price.where(price > 0), raw, keep)  # <= 0: dropped by rule
     return price
 
 

@@ -2,7 +2,8 @@
 
 Reads: nothing; the data come from ``pipelines.data.synthetic.generate_shop`` (seeded, deterministic).
 Writes: the four canonical tables ``customers``, ``products``, ``transactions`` and ``events`` to
-``--output-dir`` as Parquet or CSV, atomically (all files or none).
+``--output-dir`` as Parquet or CSV, atomically (all files or none). An existing set of tables there is replaced
+only with ``--overwrite``; a folder holding other files is refused (:mod:`pipelines.outputs`).
 Logs (unless ``--no-track``): one MLflow run in the experiment ``storefront-data`` with the parameters,
 the row count of every table as metrics (``rows_<table>``), the dataset digest as the tag
 ``data_digest``, and the four tables as dataset inputs (context ``generated``) whose source is the
@@ -16,6 +17,8 @@ import argparse
 import logging
 import time
 from pathlib import Path
+
+from pipelines.outputs import add_overwrite
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=("parquet", "csv"), default=DEFAULTS["format"], help="file format (default: %(default)s)"
     )
+    add_overwrite(parser, "--output-dir must be empty or new")
     parser.add_argument("--no-track", action="store_true", help="do not log an MLflow run")
 
 
@@ -53,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.families import experiment_name
     from pipelines.data.synthetic import validate_parameters
 
+    from pipelines.data.tables import TABLE_FILES
+    from pipelines.outputs import check_output_folder
+
     validate_parameters(args.customers, args.products, args.years)
     output_dir = Path(args.output_dir).expanduser().resolve() if args.output_dir else tracking.default_data_dir()
+    check_output_folder(output_dir, TABLE_FILES, args.overwrite, "--output-dir", probe=True)  # before minutes of work
     params = {
         "customers": args.customers,
         "products": args.products,
@@ -65,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         "output_dir": str(output_dir),
     }
     if args.no_track:
-        generate(params, output_dir, args.format)
+        generate(params, output_dir, args.format, args.overwrite)
         return 0
 
     import mlflow
@@ -73,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     with mlflow_logging.family_run("data", f"generate-data-seed{args.seed}",
                          tags={"storefront.step": "generate_data"}) as active:
         mlflow.log_params(params)
-        tables, paths, digest = generate(params, output_dir, args.format)
+        tables, paths, digest = generate(params, output_dir, args.format, args.overwrite)
         mlflow.log_metrics({f"rows_{name}": len(df) for name, df in tables.items()})
         mlflow.set_tags({"data_digest": digest, "data_dir": str(output_dir), "format": args.format})
         started = time.perf_counter()
@@ -84,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def generate(params: dict, output_dir: Path, fmt: str):
+def generate(params: dict, output_dir: Path, fmt: str, overwrite: bool = False):
     """Generate, write and summarise the tables; return ``(tables, {name: path}, digest)``."""
     from pipelines.data.synthetic import generate_shop
     from pipelines.data.tables import dataset_digest, write_tables
@@ -102,7 +110,7 @@ def generate(params: dict, output_dir: Path, fmt: str):
         start=params["start"],
         progress=progress,
     )
-    written = write_tables(tables, output_dir, fmt)
+    written = write_tables(tables, output_dir, fmt, overwrite=overwrite)
     progress(f"wrote {len(written)} {fmt} files to {output_dir}")
     digest = dataset_digest(tables)
     progress("computed the dataset digest")

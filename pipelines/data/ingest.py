@@ -7,7 +7,8 @@ Validates every table and the ids that link them; a problem stops the run with a
 file, the column and the first offending rows, and nothing is written.
 
 Writes: the four typed tables to --output-dir (default ``<project>/data/ingested``), all at once, as
-``data_dir`` for the training entry points.
+``data_dir`` for the training entry points. A folder that already holds tables is replaced only with
+``--overwrite``; a folder holding any other file is refused (:mod:`pipelines.outputs`).
 
 Logs: one run in the MLflow experiment ``storefront-data`` with the row counts (read, kept, dropped per
 rule) as metrics, the dataset digest as the tag ``data_digest``, the transactions table as a dataset
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from pipelines import tracking
 from pipelines.families import experiment_name
 from pipelines.errors import ConfigurationError
+from pipelines.outputs import add_overwrite
 
 if TYPE_CHECKING:  # pandas is imported in the functions, to keep `storefront --help` fast
     from pipelines.data.column_map import ColumnMap
@@ -46,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="output file format")
     parser.add_argument("--delimiter", default=None,
                         help="CSV delimiter: , ; tab | (default ',', or the column map's `delimiter`)")
+    add_overwrite(parser, "--output-dir must be empty or new")
     parser.add_argument("--no-track", action="store_true", help="do not log an MLflow run")
 
 
@@ -68,17 +71,19 @@ def ingest(source_dir: str | Path, column_map: str | Path | ColumnMap | None = N
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.data.column_map import load_column_map
-    from pipelines.data.tables import write_tables
+    from pipelines.data.tables import TABLE_FILES, write_tables
+    from pipelines.outputs import check_output_folder
 
     source_dir = Path(args.source_dir)
     output_dir = args.output_dir or default_output_dir()
     if output_dir.resolve() == source_dir.resolve():
         raise ConfigurationError("--output-dir must differ from --source-dir (ingest would replace your files)")
+    check_output_folder(output_dir, TABLE_FILES, args.overwrite, "--output-dir", probe=True)  # before reading anything
     cmap = load_column_map(args.column_map) if args.column_map else None
     tables, report, digest = ingest(source_dir, cmap, args.delimiter)
     print(report.render())
     print(f"dataset digest: {digest}")
-    written = write_tables(tables, output_dir, args.format)
+    written = write_tables(tables, output_dir, args.format, overwrite=args.overwrite)
     logger.info("wrote %s", ", ".join(p.name for p in written))
     print(f"wrote {len(written)} tables to {output_dir}")
     if not args.no_track:

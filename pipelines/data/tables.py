@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -49,6 +46,16 @@ NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "transactions": ("quantity", "amount"),
     "events": (),
 }
+# Every number of the data contract must be finite and within these inclusive limits (one place): quantities are
+# units on one transaction line, amounts and prices money of one line or one unit, ages years. ``unit_price`` is
+# the column-map price that amount = quantity x unit_price is built from.
+NUMBER_LIMITS: dict[str, tuple[float, float]] = {
+    "quantity": (0, 1_000_000),
+    "amount": (0, 1e9),
+    "base_price": (0, 1e9),
+    "unit_price": (0, 1e9),
+    "age": (0, 150),
+}
 EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "search")
 
 Tables = dict[str, pd.DataFrame]
@@ -75,38 +82,26 @@ def read_raw(path: Path, **csv_kwargs) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], **csv_kwargs)
 
 
-def coerce_types(name: str, df: pd.DataFrame) -> pd.DataFrame:
-    """Cast a canonical table's ids to strings, dates to datetimes and numbers to floats/ints."""
-    df = df.copy()
-    for col in ID_COLUMNS:
-        if col in df.columns:
-            df[col] = df[col].astype(str)
-    for col in DATE_COLUMNS[name]:
-        if col in df.columns:
-            df[col] = pd.to_datetime(df[col]).astype("datetime64[ns]")
-    for col in NUMERIC_COLUMNS[name]:
-        if col in df.columns:
-            df[col] = pd.to_numeric(df[col])
-    for col in ("category", "subcategory", "event_type", "product_name", "gender", "location", "profession"):
-        if col in df.columns:
-            df[col] = df[col].astype(str)
-    return df
-
-
 def load_tables(data_dir: str | Path) -> Tables:
     """Load the four canonical tables from ``data_dir`` (as written by generate-data or ingest), typed.
 
-    ``transactions`` gets a ``category`` column joined from ``products`` when it has none.
+    They are checked with ingest's rules (:func:`pipelines.data.validation.validate_tables`): tables that break
+    the data contract (written by something else) are refused with the first offending values and a hint to run
+    ``storefront ingest``. The contract's columns are kept, in the file's order; ``transactions`` gets a ``category`` column joined from ``products`` when it has none.
     """
+    from pipelines.data.validation import RawTable, read_source, validate_tables
+
     data_dir = Path(data_dir)
-    tables: Tables = {}
-    for name in TABLE_NAMES:
-        path = table_path(data_dir, name)
-        df = read_raw(path)
-        missing = [c for c in REQUIRED_COLUMNS[name] if c not in df.columns]
-        if missing:
-            raise DataValidationError(f"{path}: missing required column(s) {', '.join(missing)}")
-        tables[name] = coerce_types(name, df)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataValidationError(f"--data-dir {data_dir}: is a file, not a folder of tables")
+    try:
+        raws = {name: RawTable(path, read_source(path)) for name in TABLE_NAMES
+                for path in (table_path(data_dir, name),)}
+        tables, _ = validate_tables(raws)
+    except DataValidationError as exc:
+        raise DataValidationError(f"{exc}; run storefront ingest first (it checks and writes the canonical tables "
+                                  f"of a shop's own files)") from None
+    tables = {name: df[[c for c in raws[name].df.columns if c in df.columns]] for name, df in tables.items()}
     tx = tables["transactions"]
     if "category" not in tx.columns:
         cats = tables["products"].set_index("product_id")["category"]
@@ -114,37 +109,33 @@ def load_tables(data_dir: str | Path) -> Tables:
     return tables
 
 
-def write_tables(tables: Mapping[str, pd.DataFrame], out_dir: str | Path, fmt: str = "parquet") -> list[Path]:
-    """Write every table to ``out_dir`` atomically: all files appear together, or none does.
+TABLE_FILES = frozenset(f"{name}.{fmt}" for name in TABLE_NAMES for fmt in FORMATS)  # what a table folder may hold
 
-    The tables are written into a temporary folder beside ``out_dir`` and moved into place only when
-    every file has been written, so a failure never leaves partial data. Same input, same bytes.
+
+def write_tables(tables: Mapping[str, pd.DataFrame], out_dir: str | Path, fmt: str = "parquet", *,
+                 overwrite: bool = False, option: str = "--output-dir") -> list[Path]:
+    """Write every table to ``out_dir`` atomically: the whole set appears at once, or nothing changes.
+
+    The overwrite rule and the swap are :mod:`pipelines.outputs`'s: an existing set of tables is replaced only with
+    ``overwrite`` (a table of the other format goes with it), a folder holding any other file is refused
+    (:class:`~pipelines.errors.OutputPathError`, naming ``option``). Same input, same bytes.
     """
+    from pipelines.outputs import write_folder
+
     if fmt not in FORMATS:
         raise DataValidationError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+
+    def write(folder: Path) -> list[Path]:
         for name, df in tables.items():
-            target = tmp / f"{name}.{fmt}"
+            target = folder / f"{name}.{fmt}"
             if fmt == "parquet":
                 df.to_parquet(target, index=False, compression="zstd")
             else:
                 df.to_csv(target, index=False, date_format="%Y-%m-%dT%H:%M:%S")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name in tables:
-            for other in FORMATS:  # drop a stale copy in the other format
-                stale = out_dir / f"{name}.{other}"
-                if other != fmt and stale.exists():
-                    stale.unlink()
-            target = out_dir / f"{name}.{fmt}"
-            os.replace(tmp / target.name, target)
-            written.append(target)
-        return written
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return [out_dir.resolve() / f"{name}.{fmt}" for name in tables]
+
+    return write_folder(out_dir, write, TABLE_FILES, overwrite=overwrite, option=option)
 
 
 def dataset_digest(tables: Mapping[str, pd.DataFrame]) -> str:

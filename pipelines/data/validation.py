@@ -12,7 +12,9 @@ Every problem raises :class:`~pipelines.errors.DataValidationError` with a messa
     <file>: column '<col>': <problem>; first offending rows: line 3 ('abc'), line 7 ('x')
 
 Checks: required columns present, at least one row (``events`` may be empty), ids non-empty, dates
-parse, quantity and amount present, numeric and not negative, ``event_type`` in the allowed set,
+parse and lie in the range ``datetime64[ns]`` holds (1677-09-22 to 2262-04-11: a later date such as 9999-12-31
+is "out of range", not "unparsable"), quantity and amount present, numbers finite and within
+``tables.NUMBER_LIMITS`` (quantity, amount, prices not negative), ``event_type`` in the allowed set,
 unique primary keys (customers, products, transactions), product and customer ids of transactions
 and events known, and a CSV that was split with the wrong delimiter.
 """
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
@@ -35,7 +38,6 @@ MAX_SHOWN = 5
 ALLOW_EMPTY = ("events",)
 PRIMARY_KEYS = {"customers": "customer_id", "products": "product_id", "transactions": "transaction_id"}
 INTEGER_COLUMNS = ("quantity", "age")  # int64 when all present and whole: CSV and Parquet type alike
-NON_NEGATIVE = ("quantity", "amount")
 # Earliest and latest dates datetime64[ns] can hold.
 DATE_RANGE = (pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-11"))
 
@@ -132,11 +134,44 @@ def _check_csv_delimiter(path: Path, sample: str, sep: str) -> None:
         )
 
 
+def _check_no_nul(path: Path) -> None:
+    """Refuse a NUL byte: a binary or damaged file (or UTF-16), whatever it decodes to."""
+    with open(path, "rb") as fh:
+        offset = lines = 0
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            at = block.find(b"\0")
+            if at >= 0:
+                line = lines + block.count(b"\n", 0, at) + 1
+                raise DataValidationError(
+                    f"{path}: line {line}: a NUL byte (\\x00) at byte {offset + at}: not a text table (a binary or "
+                    "damaged file, or UTF-16: save it as UTF-8)")
+            lines, offset = lines + block.count(b"\n"), offset + len(block)
+
+
+def _check_csv_structure(path: Path, sep: str, encoding: str) -> None:
+    """Refuse a column named twice in the header and a ragged row (more or fewer fields than the header: pandas
+    would shift a longer first row into an index, and pad a shorter one)."""
+    with open(path, encoding=encoding, newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header = next(reader, [])
+        seen: set[str] = set()
+        twice = [name for name in header if name in seen or seen.add(name)]
+        if twice:
+            raise DataValidationError(f"{path}: column {twice[0]!r}: named twice in the header (line 1); "
+                                      "rename or remove one of them")
+        for row in reader:
+            if row and len(row) != len(header):  # an empty line is skipped, as pandas does
+                raise DataValidationError(
+                    f"{path}: line {reader.line_num}: {len(row)} fields where the header has {len(header)} "
+                    f"(a ragged row: a stray {sep!r} or quote?)")
+
+
 def read_source(path: str | Path, delimiter: str | None = None, encoding: str | None = None) -> pd.DataFrame:
     """Read one CSV (all columns as strings) or Parquet file, indexed by 1-based line (CSV) or row number.
 
     A CSV is read with ``delimiter`` (default ``,``); a file whose header looks delimited by another of
-    ``, ; tab |`` is an error that names the delimiter to pass.
+    ``, ; tab |`` is an error that names the delimiter to pass, and so are a NUL byte, a column named twice and
+    a ragged row (:func:`_check_no_nul`, :func:`_check_csv_structure`).
     """
     path = Path(path)
     if not path.is_file():
@@ -150,12 +185,14 @@ def read_source(path: str | Path, delimiter: str | None = None, encoding: str | 
         return df
     sep = check_delimiter(delimiter) or ","
     encoding = encoding or "utf-8-sig"
+    _check_no_nul(path)
     try:
         with open(path, encoding=encoding, newline="") as fh:
             sample = fh.read(16384)
         if not sample.strip():
             raise DataValidationError(f"{path}: empty file (no header, no rows)")
         _check_csv_delimiter(path, sample, sep)
+        _check_csv_structure(path, sep, encoding)
         df = T.read_raw(path, sep=sep, encoding=encoding)
     except LookupError as exc:
         raise ConfigurationError(f"column map: unknown encoding {encoding!r}") from exc
@@ -199,6 +236,20 @@ class RowCheck:
             )
 
 
+def check_numbers(check: RowCheck, col: str, number: pd.Series, raw: pd.Series,
+                  rows: pd.Series | None = None) -> None:
+    """Raise unless every number (of ``rows``) is finite and within ``tables.NUMBER_LIMITS[col]``."""
+    present = number.notna() if rows is None else rows & number.notna()
+    check.fail_if(present & ~np.isfinite(number.to_numpy(float, na_value=np.nan)), col,
+                  "not a finite number", raw)
+    low, high = T.NUMBER_LIMITS.get(col, (-np.inf, np.inf))
+    if low == 0:
+        hint = " (returns? a column map drops them by rule)" if col in ("quantity", "amount") else ""
+        check.fail_if(present & (number < 0), col, f"negative value{hint}", raw)
+    check.fail_if(present & ((number < low) | (number > high)), col,
+                  f"value out of range (from {low:g} to {high:g}: see NUMBER_LIMITS in pipelines/data/tables.py)", raw)
+
+
 def _where(path, note: str = "") -> str:
     return f"{path} ({note})" if note else str(path)
 
@@ -218,8 +269,9 @@ def clean_ids(values: pd.Series) -> pd.Series:
     return values.mask(values == "")
 
 
-def _parse_dates(raw: pd.Series, date_format: str | None) -> tuple[pd.Series, str]:
-    """Parse a date column: the naive datetimes (NaT where unparsable or out of range), the format used."""
+def _parse_dates(raw: pd.Series, date_format: str | None) -> tuple[pd.Series, str, pd.Series]:
+    """Parse a date column: the naive datetimes (NaT where unparsable or out of range), the format used, and
+    which rows hold a date outside :data:`DATE_RANGE` (e.g. 9999-12-31: a valid date, not representable)."""
     fmt = "datetime"
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
@@ -234,7 +286,7 @@ def _parse_dates(raw: pd.Series, date_format: str | None) -> tuple[pd.Series, st
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         parsed = parsed.dt.tz_convert(None)  # as UTC
     out_of_range = parsed.notna() & ((parsed < DATE_RANGE[0]) | (parsed > DATE_RANGE[1]))
-    return parsed.mask(out_of_range), fmt
+    return parsed.mask(out_of_range), fmt, out_of_range
 
 
 def validate_table(name: str, df: pd.DataFrame, path: str | Path, *,
@@ -269,9 +321,11 @@ def validate_table(name: str, df: pd.DataFrame, path: str | Path, *,
             out[col] = clean_ids(raw)
             check.fail_if(out[col].isna(), col, "empty id", raw)
         elif col in T.DATE_COLUMNS[name]:
-            parsed, fmt = _parse_dates(raw, date_format)
+            parsed, fmt, out_of_range = _parse_dates(raw, date_format)
             if is_required:
                 check.fail_if(raw.isna(), col, "missing date", raw)
+            first, last = (d.date().isoformat() for d in DATE_RANGE)
+            check.fail_if(out_of_range, col, f"date out of range (dates from {first} to {last} are supported)", raw)
             check.fail_if(raw.notna() & parsed.isna(), col,
                           f"unparsable date (expected format {fmt!r}; set `date_format` in the column map)", raw)
             out[col] = parsed.astype("datetime64[ns]")
@@ -280,8 +334,7 @@ def validate_table(name: str, df: pd.DataFrame, path: str | Path, *,
             if is_required:
                 check.fail_if(raw.isna(), col, "missing value", raw)
             check.fail_if(raw.notna() & number.isna(), col, "non-numeric value", raw)
-            if col in NON_NEGATIVE:
-                check.fail_if(number < 0, col, "negative value (returns? a column map drops them by rule)", raw)
+            check_numbers(check, col, number, raw)
             if col in INTEGER_COLUMNS and (number.dropna() % 1 == 0).all() and number.notna().all():
                 number = number.astype("int64")
             out[col] = number

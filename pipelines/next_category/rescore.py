@@ -7,12 +7,13 @@ import pandas as pd
 from evaluation.multiclass import mean_ovr_auc
 from models.next_category.model import probability_columns
 from pipelines.errors import RescoreError
+from pipelines.mlflow_logging import predict_in_batches
 
 
 def score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model) -> float:
     """Mean one-vs-rest ROC AUC of the model's category probabilities on the test customers."""
     categories = list(spec["categories"])
-    answer = model.predict(requests)
+    answer = predict_in_batches(model, requests)
     columns = probability_columns(categories)
     missing = [c for c in ["customer_id", *columns] if c not in answer.columns]
     if missing:

@@ -6,6 +6,7 @@ import pandas as pd
 
 from models.segments.model import FEATURES, evaluation_silhouette
 from pipelines.errors import RescoreError
+from pipelines.mlflow_logging import predict_in_batches
 
 
 def score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model) -> float:
@@ -13,7 +14,7 @@ def score(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict, model) -> flo
     missing = [c for c in FEATURES if c not in requests.columns]
     if missing:
         raise RescoreError(f"the test data lacks the feature column(s) {', '.join(missing)}")
-    answer = model.predict(requests)
+    answer = predict_in_batches(model, requests)
     if "segment_id" not in answer.columns or len(answer) != len(requests):
         raise RescoreError(f"it answers {', '.join(map(str, answer.columns))} for {len(answer)} of {len(requests)} rows, "
                            "not one segment_id per customer")

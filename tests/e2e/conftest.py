@@ -69,17 +69,22 @@ class Server:
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory):
-    """Factory: ``serve(model_uri, tracking_uri)`` starts a server and returns it once /ping answers."""
-    servers = []
+    """Factory: ``serve(model_uri, tracking_uri)`` starts a server and returns it once /ping answers. Within a
+    module, the same arguments give the same running server (the fuzz tests reuse the servers of the others)."""
+    servers: dict[tuple, Server] = {}
 
     def start(model_uri: str, tracking_uri: str, workers: int = 1) -> Server:
+        key = (model_uri, tracking_uri, workers)
+        running = servers.get(key)
+        if running is not None and running.proc.poll() is None:
+            return running
         log = tmp_path_factory.mktemp("serve") / "server.log"
         server = Server(model_uri, tracking_uri, log, workers)
-        servers.append(server)
+        servers[key] = server
         return server.wait()
 
     yield start
-    for server in servers:
+    for server in servers.values():
         server.stop()
 
 

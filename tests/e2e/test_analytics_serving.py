@@ -78,3 +78,23 @@ def test_segments_and_next_category_promote_and_roll_back_by_their_short_names(t
         assert registry.alias_number(name, registry.CHAMPION) == str(second.version)
         assert main(["rollback", "--model", short]) == 0
         assert f"{name}: champion is version {first.version} again" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", ["segments", "next_category"])
+def test_fuzzed_requests_never_get_a_5xx_from_the_project(trained, serve, model):
+    """The bounded fuzz of :mod:`tests.e2e.fuzz` against the two servers above (reused, not restarted)."""
+    from tests.e2e import fuzz
+
+    server = serve(trained[model].model_uri, trained["uri"])
+    if model == "segments":
+        record = {"total_spending": 1200.0, "frequency_days": 9, "avg_spend_per_item": 45.5, "recency_days": 12.0}
+        fuzzed = set(record)
+    else:
+        row = trained["requests"].head(1)
+        record = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.to_dict("records")[0].items()}
+        fuzzed = {"customer_id", *list(record)[1:4]}  # the id and three features: the mutations reach the rest
+    payloads = [p for p in fuzz.corpus(record) + fuzz.mutations(record, None, seed=29, count=40)
+                if not any(p.name.startswith(f"{c} ") or p.name == f"without {c}" for c in record if c not in fuzzed)]
+    statuses = fuzz.fuzz(server.url, payloads)
+    print(f"fuzz {model}: {len(payloads)} payloads, statuses {dict(sorted(statuses.items()))}")
+    assert len(payloads) >= 50 and statuses[200] >= 2 and statuses[400] >= 20

@@ -8,7 +8,6 @@ versions. Then `mlflow models serve` answers for the recommender, churn and SARI
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -129,23 +128,37 @@ def test_served_recommender(shop, serve):
     _still_serving(server, {"dataframe_records": [{"customer_id": known}]})
 
 
-def test_served_churn_model(shop, serve):
+CHURN = "models:/storefront-churn@champion"
+
+
+@pytest.fixture(scope="module")
+def churn_example(shop) -> pd.DataFrame:
+    """The churn champion's input example, read from the main job's store."""
     uri = shop[1]
-    model_uri = "models:/storefront-churn@champion"
-    server = serve(model_uri, uri)
-    with pytest.MonkeyPatch.context() as mp:  # read the model's input example from the main job's store
+    with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("MLFLOW_REGISTRY_URI", uri)
         previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         try:
-            local = mlflow.artifacts.download_artifacts(model_uri)
+            local = mlflow.artifacts.download_artifacts(CHURN)
         finally:
             mlflow.set_tracking_uri(previous[0])
             mlflow.set_registry_uri(previous[1])
-    example = mlflow.models.Model.load(local).load_input_example(local)
-    records = example.head(2).astype(object).where(example.head(2).notna(), None).to_dict("records")
+    return mlflow.models.Model.load(local).load_input_example(local)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def test_served_churn_model(shop, serve, churn_example):
+    uri = shop[1]
+    model_uri = CHURN
+    server = serve(model_uri, uri)
+    example = churn_example
+    records = _records(example.head(2))
 
     answer = server.invoke({"dataframe_records": records})
     assert answer.status_code == 200, answer.text
@@ -192,3 +205,85 @@ def test_served_sarima_model(shop, serve):
     assert "horizon" in _error(server.invoke({"dataframe_records": [{"category": category}]}))
     _error(server.invoke(None, raw="{"))
     _still_serving(server, {"dataframe_records": [{"category": category, "horizon": 1}]})
+
+
+# --- the contract, strictly, and a bounded fuzz (the same servers) ---------------------------------------------
+
+
+def _known_customer(shop) -> str:
+    return pd.read_parquet(shop[0] / "data" / "generated" / "customers.parquet")["customer_id"].astype(str).iloc[0]
+
+
+def test_served_recommender_is_strict_about_ids_k_and_rows(shop, serve):
+    import time
+
+    server = serve("models:/storefront-recommender@champion", shop[1])
+    known = _known_customer(shop)
+    for bad in ({"a": 1}, [1, 2], True, 1.5):
+        message = _error(server.invoke({"dataframe_records": [{"customer_id": known}, {"customer_id": bad}]}))
+        assert "column 'customer_id' in row 1 must be a string (or an integer)" in message, message
+    assert "column 'customer_id' has a missing value in row 0" in _error(
+        server.invoke({"dataframe_records": [{"customer_id": None}]}))
+    numeric_id = server.invoke({"dataframe_records": [{"customer_id": 42}], "params": {"k": 2}})
+    assert numeric_id.status_code == 200 and numeric_id.json()["predictions"][0]["customer_id"] == "42"
+    whole = server.invoke({"dataframe_records": [{"customer_id": known}], "params": {"k": 2.0}})
+    assert whole.status_code == 200 and len(whole.json()["predictions"]) == 2
+    assert "param 'k' must be an integer from 1 to 100, got 2.5" in _error(
+        server.invoke({"dataframe_records": [{"customer_id": known}], "params": {"k": 2.5}}))
+    assert "'k'" in _error(server.invoke({"dataframe_records": [{"customer_id": known}], "params": {"k": True}}))
+    started = time.monotonic()  # 10,000 rows at k=100 once took 19-29 s and answered 89 MB
+    big = server.invoke({"dataframe_records": [{"customer_id": known}] * 10_000, "params": {"k": 100}})
+    assert "10000 rows in one request; this model answers at most 1000 rows per request" in _error(big)
+    assert time.monotonic() - started < 10 and len(big.content) < 10_000
+    _still_serving(server, {"dataframe_records": [{"customer_id": known}]})
+
+
+def test_served_sarima_horizon_is_a_whole_number(shop, serve):
+    server = serve("models:/storefront-sarima@champion", shop[1])
+    two = server.invoke({"dataframe_records": [{"category": "Books", "horizon": 2.0}]})
+    assert two.status_code == 200 and len(two.json()["predictions"]) == 2
+    for bad in (2.5, 36.7, True, "3", None, [1]):
+        message = _error(server.invoke({"dataframe_records": [{"category": "Books", "horizon": bad}]}))
+        assert "column 'horizon' in row 0 must be an integer from 1 to 36" in message, (bad, message)
+    assert "column 'category' in row 0 must be a string" in _error(
+        server.invoke({"dataframe_records": [{"category": {"a": 1}, "horizon": 1}]}))
+
+
+def test_served_churn_nulls_booleans_and_huge_numbers_are_400s(shop, serve, churn_example):
+    server = serve(CHURN, shop[1])
+    record = _records(churn_example.head(1))[0]
+    numeric = next(c for c in churn_example.columns if c != "customer_id"
+                   and pd.api.types.is_numeric_dtype(churn_example[c]))
+    for value, needle in ((None, "is null"), (True, "a boolean, not a number"), (1e308, "beyond the largest"),
+                          ("3", "text, not a number")):
+        message = _error(server.invoke({"dataframe_records": [{**record, numeric: value}]}))
+        assert f"column {numeric!r} in row 0" in message and needle in message, message
+    all_null = {k: (v if k == "customer_id" else None) for k, v in record.items()}
+    assert "is null" in _error(server.invoke({"dataframe_records": [all_null]}))
+    _still_serving(server, {"dataframe_records": [record]})
+
+
+@pytest.mark.parametrize("model", ["recommender", "churn", "sarima"])
+def test_fuzzed_requests_never_get_a_5xx_from_the_project(shop, serve, churn_example, model):
+    from tests.e2e import fuzz
+
+    if model == "recommender":
+        uri, record, params = "models:/storefront-recommender@champion", {"customer_id": _known_customer(shop)}, \
+            {"k": 3, "exclude_purchased": True}
+    elif model == "churn":
+        uri, record, params = CHURN, _records(churn_example.head(1))[0], {}
+    else:
+        uri, record, params = "models:/storefront-sarima@champion", {"category": "Books", "horizon": 2}, \
+            {"confidence": 0.9}
+    server = serve(uri, shop[1])
+    payloads = fuzz.corpus(record, params) + fuzz.mutations(record, params, seed=13, count=40)
+    if model == "churn":  # 26 columns: fuzz the id and a sample of features, mutate all
+        keep = {"customer_id", *list(record)[1:5]}
+        payloads = [p for p in payloads if not any(p.name.startswith(f"{c} ") or p.name == f"without {c}"
+                                                   for c in record if c not in keep)]
+    statuses = fuzz.fuzz(server.url, payloads)
+    print(f"fuzz {model}: {len(payloads)} payloads, statuses {dict(sorted(statuses.items()))}")
+    assert len(payloads) >= 50 and statuses[200] >= 2 and statuses[400] >= 20
+    seen = fuzz.mlflow_500s(server.url, {"dataframe_records": [record]})
+    print(f"MLflow's own answers for {model}: {[(name, status, body) for name, status, body in seen]}")
+    assert [status for _, status, _ in seen] == [500, 500]  # MLflow 3.17, before the model runs (README)

@@ -40,7 +40,7 @@ def _parent_runs(client) -> list:
 
 @pytest.mark.e2e
 def test_failing_or_killed_training_changes_nothing_in_the_registry(fresh_mlflow_env, shop_dir, monkeypatch,
-                                                                   tmp_path, child_env):
+                                                                   tmp_path, child_env, capsys):
     client = mlflow.MlflowClient()
     argv = ["train-itemcf", "--data-dir", str(shop_dir), "--n-trials", "2", "--seed", "1"]
     assert cli.main(argv) == 0
@@ -48,7 +48,7 @@ def test_failing_or_killed_training_changes_nothing_in_the_registry(fresh_mlflow
     before = _registry_state(client)
     assert before == ({"1"}, {"champion": "1", "challenger": "1"})
 
-    # 1. the model is logged, then the run fails before it ends: FAILED, not registered
+    # 1. the model is logged, then the run fails before it ends: FAILED, not registered, one line and exit code 1
     real_finish = rt.finish_training
 
     def finish_then_fail(**kwargs):
@@ -57,14 +57,18 @@ def test_failing_or_killed_training_changes_nothing_in_the_registry(fresh_mlflow
 
     with monkeypatch.context() as patch:
         patch.setattr(rt, "finish_training", finish_then_fail)
-        with pytest.raises(RuntimeError, match="disk full"):
-            cli.main(argv)
+        capsys.readouterr()
+        assert cli.main(argv) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "storefront train-itemcf: error: unexpected RuntimeError: disk full while writing the report (a bug: "
+        "rerun with `storefront -v ...` for the traceback and report it)")
     failed = _parent_runs(client)[0]
     assert failed.info.status == "FAILED"
     assert not any(k.startswith("registered_model") for k in failed.data.tags) and "gate_verdict" not in failed.data.tags
     assert _registry_state(client) == before
 
-    # 2. a training process killed (SIGTERM) during its study: KILLED, exit code non-zero, not registered
+    # 2. a training process killed (SIGTERM) during its study: KILLED, exit code 143 and one line (no traceback),
+    #    not registered
     env = child_env(MLFLOW_TRACKING_URI=f"sqlite:///{fresh_mlflow_env / 'mlflow.db'}",
                     STOREFRONT_HOME=str(fresh_mlflow_env))
     log = tmp_path / "killed.log"
@@ -94,7 +98,11 @@ def test_failing_or_killed_training_changes_nothing_in_the_registry(fresh_mlflow
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode != 0
+    assert proc.returncode == 143, log.read_text()[-3000:]
+    output = log.read_text()
+    assert "Traceback" not in output, output[-3000:]
+    assert output.strip().splitlines()[-1] == ("storefront train-itemcf: error: terminated by signal 15 (SIGTERM); "
+                                               "a run in progress ends KILLED")
     killed = client.get_run(running[0].info.run_id)
     assert killed.info.status == "KILLED"
     assert _registry_state(client) == before

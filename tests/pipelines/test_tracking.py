@@ -52,7 +52,7 @@ def test_runs_started_from_any_directory_land_in_the_project_store(tmp_path, chi
     env = child_env(STOREFRONT_HOME=str(home), PYTHONPATH=str(ROOT))
     small = ["generate-data", "--customers", "40", "--products", "12", "--years", "1"]
     for cwd in (elsewhere, tmp_path):
-        done = _run_cli([*small, "--output-dir", str(tmp_path / "data")], cwd, env)
+        done = _run_cli([*small, "--output-dir", str(tmp_path / "data"), "--overwrite"], cwd, env)  # same folder
         assert done.returncode == 0, done.stderr
     assert (home / "mlflow.db").is_file()
     for cwd in (elsewhere, tmp_path):

@@ -159,6 +159,6 @@ def test_blank_strings_in_numeric_columns_are_missing_values():
     X = coerce_features(raw, spec)
     assert X["TotalCharges"].tolist()[0] == 29.85 and X["TotalCharges"].isna().tolist() == [False, True, False, True]
     assert X["Contract"].tolist()[2] == "missing"
-    with pytest.raises(FeatureTypeError, match=r"column 'TotalCharges' must be numeric; row 1 has 'n/a'") as err:
+    with pytest.raises(FeatureTypeError, match=r"column 'TotalCharges' in row 1 must hold a number \(text, not a number\), got 'n/a'") as err:
         coerce_features(raw.assign(TotalCharges=["1", "n/a", "2", "3"]), spec)
     assert (err.value.column, err.value.row) == ("TotalCharges", 1)

@@ -154,8 +154,8 @@ def test_pyfunc_bad_requests_are_400s(loaded):
     python_model.classifier = loaded[1]
     requests = loaded[2].head(3).reset_index(drop=True)
     cases = [(requests.drop(columns=["share_books"]), "missing required column(s) 'share_books'"),
-             (requests.assign(events_books=[0.0, -2.0, 1.0]), "column 'events_books' must hold non-negative numbers; row 1"),
-             (requests.assign(n_purchases=["3", "lots", "1"]), "column 'n_purchases' must hold non-negative numbers; row 1 has 'lots'")]
+             (requests.assign(events_books=[0.0, -2.0, 1.0]), "column 'events_books' in row 1 must hold a number >= 0: got -2.0 (below 0)"),
+             (requests.assign(n_purchases=["3", "lots", "1"]), "column 'n_purchases' in row 0 must hold a number >= 0: got '3' (text, not a number)")]
     for frame, message in cases:
         with pytest.raises(MlflowException) as info:
             python_model.predict(None, frame)

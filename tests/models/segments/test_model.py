@@ -92,9 +92,12 @@ def loaded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("segments-model")
     path = seg.save(folder / "segments.json")
     example = features.head(3)
+    from models.segments.contract import CONTRACT
+
     mlflow.pyfunc.save_model(folder / "model", python_model=str(MODELS_DIR / "segments" / "pyfunc.py"),
                              artifacts={"segments": str(path)}, code_paths=[str(MODELS_DIR)],
-                             input_example=example, pip_requirements=["mlflow", "numpy", "pandas"])
+                             input_example=example, pip_requirements=["mlflow", "numpy", "pandas"],
+                             signature=CONTRACT.signature())  # as training logs it
     return mlflow.pyfunc.load_model(str(folder / "model")), seg, features, truth
 
 
@@ -108,7 +111,12 @@ def test_pyfunc_round_trip(loaded):
 
 @pytest.mark.parametrize("change, message", [
     (lambda f: f.drop(columns=["recency_days"]), "missing inputs ['recency_days']"),  # schema enforcement
-    (lambda f: f.assign(total_spending=-1.0), "column 'total_spending' must hold non-negative numbers; row 0"),
+    (lambda f: f.assign(total_spending=-1.0), "column 'total_spending' in row 0 must hold a number >= 0: got -1.0 "
+                                              "(below 0)"),
+    (lambda f: f.assign(recency_days=True), "column 'recency_days' in row 0 must hold a number >= 0: got True "
+                                            "(a boolean, not a number)"),
+    (lambda f: f.assign(frequency_days=1e308), "column 'frequency_days' in row 0 must hold a number >= 0: got 1e+308 "
+                                               "(beyond the largest magnitude a request may send (1e+15))"),
 ])
 def test_bad_requests_are_400s(loaded, change, message):
     model = loaded[0]
@@ -125,10 +133,34 @@ def test_python_model_rejects_text_and_missing_values(loaded):
     python_model.segmenter = loaded[1]
     frame = loaded[2].head(3).astype(object)
     frame.loc[1, "frequency_days"] = "often"
-    with pytest.raises(MlflowException, match="column 'frequency_days' .* row 1 has 'often'") as info:
+    with pytest.raises(MlflowException, match="column 'frequency_days' in row 1 .*: got 'often' \\(text") as info:
         python_model.predict(None, frame)
     assert info.value.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE)
     frame = loaded[2].head(3).copy()
     frame.loc[2, "recency_days"] = np.nan
     with pytest.raises(MlflowException, match="column 'recency_days' .* row 2"):
         python_model.predict(None, frame)
+
+
+def test_the_row_limit_is_set_when_logged_and_overridden_at_serve_time(tmp_path, monkeypatch):
+    import mlflow
+
+    from models.contracts import MAX_ROWS_ENV
+    from models.segments.contract import CONTRACT
+
+    features, _ = planted()
+    path = Segmenter(k=3, seed=1).fit(features).save(tmp_path / "segments.json")
+    mlflow.pyfunc.save_model(tmp_path / "model", python_model=str(MODELS_DIR / "segments" / "pyfunc.py"),
+                             artifacts={"segments": str(path)}, code_paths=[str(MODELS_DIR)],
+                             pip_requirements=["mlflow", "numpy", "pandas"], signature=CONTRACT.signature(),
+                             model_config={"max_rows": 3}, input_example=features.head(2))
+    monkeypatch.delenv(MAX_ROWS_ENV, raising=False)
+    logged = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    assert len(logged.predict(features.head(3))) == 3
+    with pytest.raises(MlflowException, match="4 rows in one request; this model answers at most 3 rows"):
+        logged.predict(features.head(4))
+    monkeypatch.setenv(MAX_ROWS_ENV, "5")  # read when the model loads, as `mlflow models serve` does
+    served = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    assert len(served.predict(features.head(5))) == 5
+    with pytest.raises(MlflowException, match="at most 5 rows"):
+        served.predict(features.head(6))

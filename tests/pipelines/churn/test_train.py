@@ -62,9 +62,13 @@ def test_logged_model_round_trip(shop_result):
 
     from pipelines.rescoring import load_holdout
 
+    from pipelines.mlflow_logging import predict_in_batches
+
     requests, truth, spec = load_holdout(shop_result.run_id)
     assert spec["family"] == "churn" and spec["metric"] == "auc"
-    out = mlflow.pyfunc.load_model(shop_result.model_uri).predict(requests)
+    model = mlflow.pyfunc.load_model(shop_result.model_uri)
+    assert len(requests) > model.unwrap_python_model().max_rows  # more than one served request may hold
+    out = predict_in_batches(model, requests)
     np.testing.assert_allclose(out["churn_probability"].to_numpy(), shop_result.extra["test_probabilities"], atol=1e-9)
     assert out["customer_id"].tolist() == truth["customer_id"].tolist()
     assert (out["churn"] == (out["churn_probability"] >= shop_result.extra["threshold"])).all()

@@ -39,7 +39,7 @@ def test_error_leaves_an_earlier_output_unchanged(storefront, write_shop, shop_t
     assert storefront("--source-dir", write_shop(), "--output-dir", out, "--no-track") == 0
     before = snapshot(out)
     bad = write_shop({"products.csv": shop_texts["products.csv"].replace("Books", "")}, folder="bad")
-    assert storefront("--source-dir", bad, "--output-dir", out, "--no-track", "--format", "csv") == 2
+    assert storefront("--source-dir", bad, "--output-dir", out, "--no-track", "--format", "csv", "--overwrite") == 2
     assert snapshot(out) == before
 
 
