@@ -123,7 +123,7 @@ def test_training_on_the_dirty_table_logs_the_typing_and_serves_nulls_where_it_i
     assert list(typing.columns) == ["column", "read_as", "missing", "missing_markers", "reason"]
     assert typing.set_index("column").loc["Balance", "missing"] == 13
 
-    model_uri = f"runs:/{run.info.run_id}/model"
+    model_uri = f"runs:/{run.info.run_id}/churn-logreg"
     info = mlflow.models.get_model_info(model_uri)
     assert sorted(info.metadata["nullable_columns"]) == sorted(NUMERIC_WITH_MARKERS)
     assert info.metadata["max_rows"] == 1000
