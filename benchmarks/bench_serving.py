@@ -116,7 +116,7 @@ def floor_model_uri(tracking_uri: str, example: pd.DataFrame | None = None, name
     if example is None:
         example = pd.DataFrame({"customer_id": ["C00001"]})
     with mlflow.start_run(experiment_id=experiment_id("storefront-bench"), run_name=name):
-        info = log_pyfunc_model(ROOT / "tests" / "pipelines" / "fixtures" / "echo_model.py", artifacts={},
+        info = log_pyfunc_model(ROOT / "tests" / "pipelines" / "fixtures" / "echo_model.py", name="echo", artifacts={},
                                 input_example=example)
     return info.model_uri
 

@@ -96,8 +96,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def train_from_args(args: argparse.Namespace):
     """Train the family of a parsed training command (``train-itemcf ...``); registers nothing, returns the
     :class:`pipelines.mlflow_logging.TrainResult`."""
+    from pipelines.mlflow_logging import describe_training
+
     module = importlib.import_module(COMMANDS[args.command])
-    return module.train(module.config_from_args(args))
+    result = module.train(module.config_from_args(args))
+    describe_training(result)
+    return result
 
 
 def run_training(args: argparse.Namespace) -> int:

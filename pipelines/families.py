@@ -31,6 +31,8 @@ class Family:
     primary_metric: str  # the key of the gate and promotion metric (``test_<metric>``)
     higher_is_better: bool
     help: str  # the training command's one-line description
+    about: str  # what the family answers, for experiment and registered-model descriptions
+    logged_model: str  # the name its runs log their servable model under (the MLflow UI's "Models" column)
     rescorer: str  # ``module:function`` scoring a loaded model on a run's ``holdout/`` data
     docs: str  # the family's documentation page, relative to the checkout
     entry_module: str | None = None  # the training command's module (None: the recommender slot)
@@ -62,40 +64,56 @@ class Family:
 FAMILIES: dict[str, Family] = {family.name: family for family in (
     Family(name="itemcf", title="item-CF", primary_metric="precision_at_10", higher_is_better=True,
            help="tune item-based collaborative filtering with Optuna and log it to MLflow",
+           about="What should this customer buy next, \"because you bought X\": item-based collaborative filtering on purchases and product events.",
+           logged_model="itemcf-recommender",
            rescorer="pipelines.recommenders.rescore:score", docs="docs/recommenders.md",
            entry_module="pipelines.recommenders.train_itemcf", command="train-itemcf",
            n_trials=50, timeout=600, quick_trials=3),
     Family(name="svdpp", title="SVD++", primary_metric="precision_at_10", higher_is_better=True,
            help="tune SVD++ (scikit-surprise) with Optuna and log it to MLflow",
+           about="What should this customer buy next: SVD++ (scikit-surprise) trained to rank, served from numpy factors.",
+           logged_model="svdpp-recommender",
            rescorer="pipelines.recommenders.rescore:score", docs="docs/recommenders.md",
            entry_module="pipelines.recommenders.train_svdpp", command="train-svdpp",
            n_trials=25, timeout=100, quick_trials=2),
     Family(name="churn", title="churn", primary_metric="auc", higher_is_better=True,
            help="tune a calibrated logistic-regression churn (or purchase) model with Optuna and log it to MLflow",
+           about="Who is about to stop buying (or buys next week): a calibrated logistic regression on leakage-free features at a cutoff.",
+           logged_model="churn-logreg",
            rescorer="pipelines.churn.rescore:score", docs="docs/churn.md",
            entry_module="pipelines.churn.train", command="train-churn",
            n_trials=30, timeout=120, quick_trials=3, other_models=("storefront-purchase",)),
     Family(name="sarima", title="SARIMA", primary_metric="mape", higher_is_better=False,
            help="tune a SARIMA per category with Optuna, score it on the last periods and log a forecasting model",
+           about="How much will each category sell in the next periods: a tuned SARIMA per series, with prediction intervals.",
+           logged_model="sarima-forecaster",
            rescorer="pipelines.sarima.rescore:score", docs="docs/sarima.md",
            entry_module="pipelines.sarima.train", command="train-sarima",
            n_trials=40, timeout=900, quick_trials=2),
     Family(name="segments", title="segments", primary_metric="silhouette", higher_is_better=True,
            help="segment customers with K-Means (k tuned by Optuna on silhouette) and log a servable model to MLflow",
+           about="Who are our customers: K-Means segments of spending, purchase frequency and recency.",
+           logged_model="segments-kmeans",
            rescorer="pipelines.segments.rescore:score", docs="docs/analytics.md",
            entry_module="pipelines.segments.train", command="train-segments", n_trials=12, timeout=300),
     Family(name="next_category", title="next category", primary_metric="auc_ovr", higher_is_better=True,
            help="tune a multinomial logistic regression for the next purchase's category with Optuna and log it "
                 "to MLflow",
+           about="Which category will a customer buy next: a multinomial logistic regression on their recent history.",
+           logged_model="next-category-logreg",
            rescorer="pipelines.next_category.rescore:score", docs="docs/analytics.md",
            entry_module="pipelines.next_category.train", command="train-next-category", n_trials=15, timeout=300),
     Family(name="recommender", title="recommender", primary_metric="precision_at_10", higher_is_better=True,
            help="the better recommender family on the same test window",
+           about="The shop's recommender: whichever of item-CF and SVD++ wins on the same test window.",
+           logged_model="recommender",
            rescorer="pipelines.recommenders.rescore:score", docs="docs/recommenders.md", members=("itemcf", "svdpp")),
 )}
 
-# Experiments of steps that train nothing registrable.
+# Experiments of steps that train nothing registrable, and what they hold.
 STEP_EXPERIMENTS = {"data": PREFIX + "data", "analytics": PREFIX + "analytics"}
+STEP_ABOUT = {"data": "Data generation and ingest runs: parameters, row counts, the tables as dataset inputs.",
+              "analytics": "Shop analytics: revenue summary, engagement Bayes table and the seeds' figures."}
 
 RECOMMENDER_SLOT = FAMILIES["recommender"]
 MAIN_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.in_main)
@@ -120,6 +138,15 @@ def find(name: str) -> Family | None:
 def experiment_name(key: str) -> str:
     """The MLflow experiment of a family or of a step (``data``, ``analytics``)."""
     return STEP_EXPERIMENTS.get(key) or get(key).experiment
+
+
+def experiment_about(name: str) -> str:
+    """The description of experiment ``name`` (empty for an experiment that is not the project's)."""
+    for key, experiment in STEP_EXPERIMENTS.items():
+        if experiment == name:
+            return STEP_ABOUT[key]
+    family = find(name)
+    return family.about if family is not None and family.experiment == name else ""
 
 
 def registered_name(model: str) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
+import math
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -52,8 +54,28 @@ class _Terminated(KeyboardInterrupt):
     """Raised in the main thread when the process gets SIGTERM, so the run is ended as KILLED."""
 
 
+# Code that holds a tracking-store transaction: interrupting it there would leave the SQLite database locked.
+_STORE_CODE = (f"{os.sep}sqlalchemy{os.sep}", f"{os.sep}sqlite3{os.sep}", f"{os.sep}mlflow{os.sep}store{os.sep}")
+_RETRY_SECONDS = 0.05
+
+
+def _inside_store(frame) -> bool:
+    while frame is not None:
+        if any(part in frame.f_code.co_filename for part in _STORE_CODE):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise_terminated(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise _Terminated(f"signal {signum}")
+    """SIGTERM: raise :class:`_Terminated` at once, or, while a tracking-store transaction runs, a few
+    milliseconds later when it is done (SIGALRM brings the handler back), so the store is never left locked."""
+    if _inside_store(frame):
+        signal.signal(signal.SIGALRM, _raise_terminated)
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
+        return
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    raise _Terminated(f"signal {signal.SIGTERM.value}")
 
 
 def _end_run(run_id: str, status: str) -> None:
@@ -81,6 +103,78 @@ def _end_run(run_id: str, status: str) -> None:
                 raise
 
 
+DISPLAY_DIGITS = 4  # significant digits of float params and tags (exact values stay in tables and models)
+NOTE_TAG = "mlflow.note.content"  # the run description the MLflow UI shows
+HOST_TAG, PID_TAG = "storefront.host", "storefront.pid"
+
+
+def display_value(value):
+    """A float rounded to :data:`DISPLAY_DIGITS` significant digits for params and tags; anything else as is."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{DISPLAY_DIGITS}g}")
+    return value
+
+
+def clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Params as the runs table should show them: unset ones (None or empty text) dropped, floats rounded."""
+    return {k: display_value(v) for k, v in params.items() if v is not None and v != ""}
+
+
+def describe_run(run_id: str, text: str, append: bool = False) -> None:
+    """Set (or, with ``append``, extend) the run's description, the Markdown the MLflow UI shows on its page."""
+    client = mlflow.MlflowClient()
+    if append:
+        current = client.get_run(run_id).data.tags.get(NOTE_TAG, "")
+        text = f"{current}\n\n{text}" if current else text
+    client.set_tag(run_id, NOTE_TAG, text[:7900])
+
+
+def _process_alive(pid: int, started_ms: int) -> bool:
+    """Is process ``pid`` of this host alive and not a newer process that reused the number?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    try:  # a pid reused after a reboot or wrap-around started after the run did
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return boot + ticks / os.sysconf("SC_CLK_TCK") <= started_ms / 1000 + 5
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+
+
+def fail_dead_runs(experiment_id: str) -> list[str]:
+    """Mark RUNNING runs of this experiment whose process, on this host, is gone as FAILED (tag
+    ``storefront.failed_reason``), with their RUNNING nested runs; returns their ids.
+
+    A run started by a process that was killed with SIGKILL (or lost its machine) can never end itself. Runs
+    started on other hosts are left to the next command there (their pid means nothing here)."""
+    client = mlflow.MlflowClient()
+    host = socket.gethostname()
+    dead = []
+    for run in client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+                                  max_results=200):
+        pid = int(run.data.tags.get(PID_TAG, "0") or 0)
+        if pid and pid != os.getpid() and not _process_alive(pid, run.info.start_time):
+            dead.append(run)
+    failed = []
+    for run in dead:
+        reason = (f"process {run.data.tags[PID_TAG]} on {host} ended without closing this run (killed?); marked "
+                  f"FAILED by process {os.getpid()} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+        children = client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and "
+                                      f"tags.`mlflow.parentRunId` = '{run.info.run_id}'", max_results=1000)
+        for stale in [run, *children]:
+            client.set_tag(stale.info.run_id, "storefront.failed_reason", reason)
+            client.set_terminated(stale.info.run_id, "FAILED")
+            failed.append(stale.info.run_id)
+        logger.warning("run %s (%s) was left RUNNING by a dead process: marked FAILED", run.info.run_id,
+                       run.info.run_name)
+    return failed
+
+
 @contextlib.contextmanager
 def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = None,
                tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
@@ -90,24 +184,28 @@ def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = No
     is re-raised so nothing after a failure (registration) happens. Under ``mlflow run`` (which exports
     ``MLFLOW_RUN_ID``, a run of its own, often in another experiment) the family run is still a new run in the
     family's experiment; the two are linked by the tags ``storefront.launcher_run_id`` (on this run) and
-    ``storefront.family_run_id`` (on the launcher's run).
+    ``storefront.family_run_id`` (on the launcher's run). The run carries this host and pid, so that the next
+    run of the experiment can tell that a killed process left it RUNNING (:func:`fail_dead_runs`). Params are
+    logged through :func:`clean_params`.
     """
     exp_id = tracking.experiment_id(families.experiment_name(family))
+    fail_dead_runs(exp_id)
     launcher = os.environ.pop("MLFLOW_RUN_ID", None)
     if launcher:
         tags = {**(tags or {}), "storefront.launcher_run_id": launcher}
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGALRM)
     try:
         signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # not the main thread
         previous = None
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name,
-                           tags={"storefront.family": family, "git_commit": git_commit(), **(tags or {})})
+                           tags={"storefront.family": family, "role": "family", "git_commit": git_commit(),
+                                 HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), **(tags or {})})
     if launcher:
         mlflow.MlflowClient().set_tag(launcher, "storefront.family_run_id", run.info.run_id)
     try:
         if params:
-            mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+            mlflow.log_params(clean_params(params))
         yield run
     except KeyboardInterrupt:
         _end_run(run.info.run_id, "KILLED")
@@ -119,7 +217,9 @@ def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = No
         _end_run(run.info.run_id, "FINISHED")
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGALRM, previous[1])
 
 
 def log_tables_input(tables: Mapping[str, pd.DataFrame], source: str | Path, digest: str,
@@ -177,7 +277,7 @@ def pinned_requirements(*distributions: str) -> list[str]:
     return [f"{name}=={importlib.metadata.version(name)}" for name in names]
 
 
-def log_pyfunc_model(python_model: str | Path, *, name: str = "model", artifacts: Mapping[str, str],
+def log_pyfunc_model(python_model: str | Path, *, name: str, artifacts: Mapping[str, str],
                      input_example: pd.DataFrame, params: Mapping[str, Any] | None = None,
                      requirements: tuple[str, ...] = ("numpy", "pandas"), signature=None):
     """Log a pyfunc "model from code" whose code travels with it (the ``models`` package as code path).
@@ -214,6 +314,35 @@ class TrainResult:
     data_digest: str
     registered_model: str | None = None  # bring-your-own data registers under the user's name
     extra: dict = field(default_factory=dict)
+    split: str = ""  # how the data was split, in words (validation and test windows), for the run description
+    baseline: str = "the baseline"  # what the baseline is, in words
+
+
+def describe_training(result: TrainResult) -> None:
+    """The parent run's description (the first thing its MLflow page shows): the study (objective, trials, best
+    trial), the split, and the test score against the baseline. The registry appends the gate's verdict."""
+    run = mlflow.MlflowClient().get_run(result.run_id)
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    title = families.get(result.family).title
+    lines = []
+    if "study" in tags:
+        objective = params.get("objective", result.primary_metric).split(",")[0]
+        direction = tags.get("study_directions", "").split(",")[0] or "optimise"
+        counts = ", ".join(f"{int(metrics.get(f'n_trials_{s}', 0))} {s}" for s in ("complete", "pruned", "failed"))
+        best = metrics.get(f"val_{objective}")
+        best_text = f"; best trial {tags.get('best_trial')} (`val_{objective}` = {best:.4f})" if best is not None else ""
+        lines.append(f"**{title}**, Optuna study `{tags['study']}`: {direction} `val_{objective}` over "
+                     f"{int(metrics.get('n_trials_total', 0))} trial(s) ({counts}){best_text}. The chosen "
+                     "hyperparameters are this run's params, under the trials' keys; `study/*` charts are the "
+                     "optimisation history (step = trial).")
+    else:
+        lines.append(f"**{title}**.")
+    if result.split:
+        lines.append(f"Split: {result.split}.")
+    lines.append(f"Test: `test_{result.primary_metric}` = {result.test_value:.4f} against {result.baseline} "
+                 f"{result.baseline_value:.4f} on the same data "
+                 f"({'higher' if result.higher_is_better else 'lower'} is better).")
+    describe_run(result.run_id, "\n\n".join(lines))
 
 
 Comparison = Callable[[pd.DataFrame, pd.DataFrame], list[str]]

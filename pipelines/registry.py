@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from evaluation.compare import Verdict, compare_scores
 from pipelines import families, tracking
 from pipelines.errors import ConfigurationError, PromotionBlocked, StorefrontError
-from pipelines.mlflow_logging import TrainResult, git_commit
+from pipelines.mlflow_logging import TrainResult, describe_run, git_commit
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +64,22 @@ def gate(result: TrainResult, margin: float = 0.0) -> Verdict:
 
 
 def register_if_better(result: TrainResult, description: str = "") -> ModelVersion | None:
-    """Register ``result``'s model as the new ``challenger`` if it passes the gate; else tag the run and return None."""
+    """Register ``result``'s model as the new ``challenger`` if it passes the gate; else tag the run and return None.
+
+    The version is linked to its logged model (:func:`create_linked_version`: the MLflow UI then lists the version
+    on the logged model and in the runs table, and a tracking server accepts the source). The run gets the tag
+    ``registered_model.<name>`` (one per registry name: the recommender slot registers a run twice) and the gate's
+    verdict at the end of its description.
+    """
     client = _client()
     verdict = gate(result)
     client.set_tag(result.run_id, "gate_verdict", "passed" if verdict.challenger_wins else "failed")
     client.set_tag(result.run_id, "gate_reason", verdict.reason)
+    name = result.registered_model or families.get(result.family).registered_model
     if not verdict.challenger_wins:
         logger.warning("not registered: %s", verdict.reason)
+        describe_run(result.run_id, f"**Gate ({name})**: failed, not registered: {verdict.reason}.", append=True)
         return None
-    name = result.registered_model or families.get(result.family).registered_model
     tags = {
         "family": result.family,
         "primary_metric": result.primary_metric,
@@ -84,19 +92,64 @@ def register_if_better(result: TrainResult, description: str = "") -> ModelVersi
         "gate_verdict": "passed",
         "gate_reason": verdict.reason,
     }
+    _ensure_registered_model(client, name, result.family)
+    version = create_linked_version(client, name, result.model_uri, result.run_id, tags,
+                                    description or _describe(result, verdict))
+    number = str(version.version)
+    client.set_registered_model_alias(name, CHALLENGER, number)
+    client.set_tag(result.run_id, f"registered_model.{name}", number)
+    describe_run(result.run_id, f"**Gate ({name})**: passed, {verdict.reason}; registered as version {number} "
+                                f"(`{CHALLENGER}`).", append=True)
+    logger.info("registered %s version %s as %s (%s)", name, number, CHALLENGER, verdict.reason)
+    return client.get_model_version(name, number)
+
+
+REGISTRATION_WAIT = 120  # seconds to wait for a version to leave PENDING_REGISTRATION
+
+
+def logged_model_id(model_uri: str) -> str | None:
+    """``models:/m-<hex>`` (a logged model) -> ``m-<hex>``; None for registered-model URIs, runs:/ and paths."""
+    rest = model_uri.removeprefix("models:/")
+    return rest if model_uri.startswith("models:/m-") and "/" not in rest and "@" not in rest else None
+
+
+def create_linked_version(client: mlflow.MlflowClient, name: str, model_uri: str, run_id: str, tags: dict,
+                          description: str) -> ModelVersion:
+    """A new version of ``name`` from a logged model, linked both ways.
+
+    ``create_model_version`` gets the logged model's id (an MLflow tracking server refuses a ``models:/m-...``
+    source without it), and the logged model's ``mlflow.modelVersions`` tag lists the version exactly once: a
+    server writes it itself, a local store does not, and ``mlflow.register_model`` would write it twice on a
+    server.
+    """
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    model_id = logged_model_id(model_uri)
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags, description=description,
+                                          model_id=model_id, await_creation_for=REGISTRATION_WAIT)
+    if model_id is not None:
+        listed = json.loads(client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+        if not any(v.get("name") == name and str(v.get("version")) == str(version.version) for v in listed):
+            client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(
+                [*listed, {"name": name, "version": int(version.version)}])})
+    return version
+
+
+def _ensure_registered_model(client: mlflow.MlflowClient, name: str, family: str) -> None:
+    """Create the registered model with its description the first time a version goes to it."""
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(
-            name, description=f"storefront-ml {result.family} model; aliases champion/challenger (see README).")
-    version = client.create_model_version(name, result.model_uri, run_id=result.run_id, tags=tags,
-                                          description=description or _describe(result, verdict))
-    number = str(version.version)
-    _wait_ready(client, name, number)
-    client.set_registered_model_alias(name, CHALLENGER, number)
-    client.set_tag(result.run_id, "registered_model", f"{name}/{number}")
-    logger.info("registered %s version %s as %s (%s)", name, number, CHALLENGER, verdict.reason)
-    return client.get_model_version(name, number)
+        declared = families.find(name)
+        about = (declared or families.get(family)).about
+        if declared is None:
+            about = f"{about} Trained on a user's own file ({family} family)."
+        try:
+            client.create_registered_model(
+                name, description=f"{about} Aliases: `champion` (served), `challenger` (the newest version that beat "
+                                  "its baseline); promotion re-scores both on the challenger's test data (README).")
+        except MlflowException:  # another process created it first
+            client.get_registered_model(name)
 
 
 def register_and_say(result: TrainResult) -> str:
@@ -108,17 +161,10 @@ def register_and_say(result: TrainResult) -> str:
 
 
 def _describe(result: TrainResult, verdict: Verdict) -> str:
-    return (f"{result.family} model from run {result.run_id}, chosen by an Optuna study on a validation window "
+    title = families.get(result.family).title
+    return (f"{title} model from run {result.run_id}, chosen by an Optuna study on a validation window "
             f"before the test window and refit on all history. Gate: {verdict.reason}. "
             f"Data digest {result.data_digest}.")
-
-
-def _wait_ready(client: mlflow.MlflowClient, name: str, version: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while client.get_model_version(name, version).status == "PENDING_REGISTRATION":
-        if time.monotonic() > deadline:
-            raise StorefrontError(f"{name} version {version} is still pending registration after {timeout:.0f}s")
-        time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -154,19 +200,21 @@ def promote(name: str, margin: float = 0.0, rescorer_for: Callable[[ModelVersion
 
     ``rescorer_for(challenger_version)`` returns a function scoring any model URI on the challenger's test
     data (default: :func:`pipelines.rescoring.rescorer_for`). Raises :class:`PromotionBlocked` when there is
-    no challenger or the champion cannot be scored on that data.
+    no challenger or the champion cannot be scored on that data. Every decision (promoted, kept, blocked) adds one
+    ``history.NNNN`` entry.
     """
     client = _client()
     with _promotion_lock(name):
         challenger = alias_version(name, CHALLENGER)
         if challenger is None:
-            raise PromotionBlocked(f"{name} has no version with alias '{CHALLENGER}': train a model first")
+            _blocked(client, name, f"{name} has no version with alias '{CHALLENGER}': train a model first")
         challenger_number = str(challenger.version)
         champion = alias_version(name, CHAMPION)
         champion_number = None if champion is None else str(champion.version)
         if champion_number == challenger_number:
-            return PromotionOutcome(name, False, champion_number, challenger_number, None,
-                                    f"version {challenger_number} is already the champion")
+            reason = f"version {challenger_number} is already the champion"
+            _append_history(client, name, f"kept v{champion_number}: {reason}")
+            return PromotionOutcome(name, False, champion_number, challenger_number, None, reason)
         metric = challenger.tags.get("primary_metric", "score")
         higher = challenger.tags.get("higher_is_better", "true") == "true"
         if champion is None:
@@ -179,11 +227,12 @@ def promote(name: str, margin: float = 0.0, rescorer_for: Callable[[ModelVersion
             try:
                 champion_score = rescore(f"models:/{name}/{champion_number}")
             except StorefrontError as exc:
-                raise PromotionBlocked(
-                    f"{name}: champion version {champion_number} cannot be scored on the test data of "
-                    f"challenger version {challenger_number} ({exc}); promotion blocked. Compare them by hand "
-                    f"and move the alias with `storefront promote --model {name} --force` if you are sure."
-                ) from exc
+                _blocked(client, name,
+                         f"{name}: champion version {champion_number} cannot be scored on the test data of "
+                         f"challenger version {challenger_number} ({exc}); promotion blocked. Compare them by hand "
+                         f"and move the alias with `storefront promote --model {name} --force` if you are sure.",
+                         entry=f"blocked v{challenger_number}: champion v{champion_number} cannot be scored on its "
+                               "test data", cause=exc)
             verdict = compare_scores(challenger_score, champion_score, higher_is_better=higher, margin=margin,
                                      metric=metric, reference_name=f"champion v{champion_number}")
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -191,33 +240,51 @@ def promote(name: str, margin: float = 0.0, rescorer_for: Callable[[ModelVersion
                                      f"{stamp} {'promoted' if verdict.challenger_wins else 'rejected'}: {verdict.reason}")
         if not verdict.challenger_wins:
             logger.info("%s: challenger v%s stays challenger: %s", name, challenger_number, verdict.reason)
+            _append_history(client, name, f"kept v{champion_number}: challenger v{challenger_number} rejected: "
+                                          f"{verdict.reason}")
             return PromotionOutcome(name, False, champion_number, challenger_number, None, verdict.reason)
         return _move_champion(client, name, challenger_number, champion_number, f"promoted: {verdict.reason}")
 
 
 def force_promote(name: str, version: str | None = None) -> PromotionOutcome:
-    """Make ``version`` (default: the challenger) champion without a comparison (recorded in the history)."""
+    """Make ``version`` (default: the challenger) champion without a comparison (recorded in the history).
+
+    Forcing the current champion changes nothing and says so."""
     client = _client()
     with _promotion_lock(name):
         version = str(version) if version is not None else alias_number(name, CHALLENGER)
         if version is None:
-            raise PromotionBlocked(f"{name} has no version with alias '{CHALLENGER}'")
-        client.get_model_version(name, version)  # fails loudly for an unknown version
-        return _move_champion(client, name, version, alias_number(name, CHAMPION), "forced by the user")
+            _blocked(client, name, f"{name} has no version with alias '{CHALLENGER}'")
+        try:
+            client.get_model_version(name, version)
+        except MlflowException as exc:
+            raise ConfigurationError(f"--version {version}: {name} has no such version") from exc
+        current = alias_number(name, CHAMPION)
+        if current == version:
+            reason = f"version {version} is already the champion; nothing changed"
+            _append_history(client, name, f"kept v{version}: forced, but it is already the champion")
+            return PromotionOutcome(name, False, version, version, None, reason)
+        return _move_champion(client, name, version, current, "forced by the user")
 
 
 def rollback(name: str) -> PromotionOutcome:
-    """Move ``champion`` back to the version recorded as ``previous_champion`` of the current champion."""
+    """Move ``champion`` back to the version recorded as ``previous_champion`` of the current champion.
+
+    Never to the current version itself; a rollback that cannot be done is blocked (and recorded)."""
     client = _client()
     with _promotion_lock(name):
         champion = alias_version(name, CHAMPION)
         if champion is None:
-            raise PromotionBlocked(f"{name} has no champion to roll back")
+            _blocked(client, name, f"{name} has no champion to roll back")
         current = str(champion.version)
         previous = champion.tags.get("previous_champion")
-        if not previous:
-            raise PromotionBlocked(f"{name}: champion version {current} has no previous champion")
-        client.get_model_version(name, previous)  # fails loudly if it was deleted by hand
+        if not previous or previous == current:
+            _blocked(client, name, f"{name}: champion version {current} has no previous champion",
+                     entry=f"rollback blocked: v{current} has no previous champion")
+        try:
+            client.get_model_version(name, previous)
+        except MlflowException as exc:
+            _blocked(client, name, f"{name}: previous champion version {previous} no longer exists", cause=exc)
         client.set_registered_model_alias(name, CHAMPION, previous)
         _append_history(client, name, f"rolled back champion from v{current} to v{previous}")
         client.set_model_version_tag(name, current, "rolled_back", "true")
@@ -225,9 +292,19 @@ def rollback(name: str) -> PromotionOutcome:
         return PromotionOutcome(name, True, previous, None, current, f"rolled back from v{current}")
 
 
+def _blocked(client: mlflow.MlflowClient, name: str, message: str, entry: str | None = None,
+             cause: Exception | None = None):
+    """Record the blocked decision in the history (when the model exists) and raise :class:`PromotionBlocked`."""
+    try:
+        _append_history(client, name, f"blocked: {entry or message}")
+    except MlflowException:  # no registered model yet: nothing to record it on
+        pass
+    raise PromotionBlocked(message) from cause
+
+
 def _move_champion(client: mlflow.MlflowClient, name: str, version: str, old_version: str | None,
                    reason: str) -> PromotionOutcome:
-    if old_version is not None:
+    if old_version is not None and old_version != version:
         client.set_model_version_tag(name, version, "previous_champion", old_version)
     client.set_registered_model_alias(name, CHAMPION, version)
     _append_history(client, name, f"v{version} champion (was {('v' + old_version) if old_version else 'none'}): "
@@ -237,7 +314,8 @@ def _move_champion(client: mlflow.MlflowClient, name: str, version: str, old_ver
 
 
 def _append_history(client: mlflow.MlflowClient, name: str, line: str) -> None:
-    """Promotion history: one tag per event on the registered model, ``history.<n>``, oldest first."""
+    """Promotion history: one tag per decision on the registered model, ``history.<n>``, oldest first (written
+    inside the promotion lock, so two processes never take the same number on one machine)."""
     model = client.get_registered_model(name)
     n = sum(1 for key in model.tags if key.startswith("history."))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -28,13 +28,18 @@ logger = logging.getLogger(__name__)
 
 
 def log_holdout(requests: pd.DataFrame, truth: pd.DataFrame, spec: dict) -> None:
-    """Log the test data of the active run under ``holdout/`` (see the module docstring)."""
+    """Log the test data of the active run under ``holdout/`` (see the module docstring), and the requests as the
+    run's dataset input with context ``evaluation`` (the MLflow UI lists it next to the training data)."""
+    from pipelines.mlflow_logging import table_dataset
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         requests.to_parquet(folder / "requests.parquet", index=False)
         truth.to_parquet(folder / "truth.parquet", index=False)
         (folder / "spec.json").write_text(json.dumps(spec, indent=2, default=str))
         mlflow.log_artifacts(tmp, "holdout")
+    source = mlflow.get_artifact_uri("holdout/requests.parquet")
+    mlflow.log_input(table_dataset(requests, source, "test-window"), context="evaluation")
 
 
 def load_holdout(run_id: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

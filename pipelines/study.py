@@ -1,26 +1,31 @@
 """The Optuna-with-MLflow study runner shared by every model family.
 
-:func:`run_study` runs an Optuna study inside the active MLflow parent run:
+:func:`run_study` runs an Optuna study whose parent is the active MLflow run (tag ``role=study``):
 
 * the baseline's test metrics are logged first (``baseline_test_<metric>``);
-* each trial is a nested child run with its params, its validation metric(s) (``val_<metric>``), its
-  duration and its state (tag ``trial_state``: COMPLETE, PRUNED or FAIL; failed trials carry the error
-  message in the tag ``error`` and end with status FAILED, pruned ones KILLED); a failing trial never
-  stops the study;
-* what the objective records with ``trial.set_user_attr`` (e.g. counts of library warnings) goes to the
-  trial's run too: finite numbers as metrics, anything else as tags;
+* each trial is a child run of the parent (tags ``role=trial``, ``study``, ``trial_number``, ``trial_state``:
+  COMPLETE, PRUNED, FAIL or INTERRUPTED), written when the trial ends: its params (floats rounded for display,
+  exact values in ``study/trials.csv``), its validation metric(s) (``val_<metric>``) and, from
+  ``trial.set_user_attr``, validation details (``val_*`` numbers) as metrics and other diagnostics as tags.
+  Complete and pruned trials end FINISHED (a pruned trial is an outcome, not a failure), failed ones FAILED with
+  the message in the tag ``error``, interrupted ones KILLED. ``trial_runs="complete"`` writes runs only for
+  trials that were not pruned (SARIMA prunes many orders by AICc; they stay in the trials table). A failing
+  trial never stops the study. Since trial runs are written at the end, a killed process leaves no RUNNING trial;
+* the parent gets the optimisation history as metrics with ``step = trial number`` (``study/val_<metric>`` and,
+  for one objective, ``study/best_val_<metric>``), so the MLflow UI draws it as lines in a ``study`` section;
 * a progress line per trial goes to the log;
-* afterwards the parent gets the best value(s) as ``val_<metric>``, the best params as ``best_<param>``
-  params, the tag ``best_trial``, the trials table, and figures (optimisation history, parameter
-  importances, and the Pareto front for two objectives).
+* afterwards the parent gets the best value(s) as ``val_<metric>``, the chosen params under the trials' own
+  keys, the tag ``best_trial``, the trials table, figures (optimisation history, parameter importances, the
+  Pareto front for two objectives), and the experiment a shared view ``trials`` of this study's trials, best first
+  (opened by :func:`trials_view_url`).
 
 Objectives only compute scores: they never call MLflow or the registry. A storage URL (``sqlite:///...``,
-``postgresql://...``) makes the study resumable and shareable: several processes started with the same
-storage and study name work on one study, each in its own parent run.
+``postgresql://...``) makes the study resumable and shareable.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -31,14 +36,18 @@ from typing import Callable, Mapping, Sequence
 import mlflow
 import optuna
 import pandas as pd
+from mlflow.entities import Metric, Param
 
 from pipelines.errors import ConfigurationError, StudyFailedError
-from pipelines.mlflow_logging import log_figure
+from pipelines.mlflow_logging import clean_params, display_value, log_figure
 from pipelines.options import StudyOptions
 
 logger = logging.getLogger(__name__)
 
 Objective = Callable[[optuna.Trial], float | Sequence[float]]
+TRIALS_VIEW = "trials"  # the experiment's shared view of the latest study's trials
+PARENT_RUN_TAG = "mlflow.parentRunId"
+COPIED_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit", "git_commit")
 
 
 @dataclass
@@ -65,34 +74,46 @@ def _redact(url: str | None) -> str:
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
-def _metric_value(value) -> float:
+def _finite(value) -> float:
     return float(value) if value is not None and math.isfinite(float(value)) else float("nan")
 
 
 def _user_attrs(trial: optuna.Trial) -> tuple[dict[str, float], dict[str, str]]:
-    """The objective's ``trial.set_user_attr`` values: finite numbers (metrics) and the rest as text (tags)."""
+    """The objective's ``trial.set_user_attr`` values: finite ``val_*`` numbers (metrics, next to the objective)
+    and everything else as text (tags), so that diagnostics never sort before the objective in the UI."""
     numbers, texts = {}, {}
     for key, value in trial.user_attrs.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and key.startswith("val_"):
             if math.isfinite(float(value)):
                 numbers[key] = float(value)
         else:
-            texts[key] = str(value)[:5000]
+            texts[key] = str(display_value(value))[:5000]
     return numbers, texts
 
 
 class _TrackedObjective:
-    """Wraps an objective so that each call is a nested MLflow run; counts the states for the progress line."""
+    """Wraps an objective: each call becomes a child run of ``parent_run_id`` (written when the trial ends) and a
+    step of the parent's history metrics; counts the states for the progress line."""
 
-    def __init__(self, objective: Objective, metrics: Sequence[str], n_trials: int | None):
+    def __init__(self, objective: Objective, metrics: Sequence[str], directions: Sequence[str],
+                 n_trials: int | None, study_name: str, parent_run_id: str, trial_runs: str):
         self.objective = objective
         self.metrics = list(metrics)
+        self.directions = list(directions)
         self.n_trials = n_trials
+        self.study_name = study_name
+        self.parent_id = parent_run_id
+        self.trial_runs = trial_runs
+        self.client = mlflow.MlflowClient()
+        parent = self.client.get_run(parent_run_id)
+        self.experiment_id = parent.info.experiment_id
+        self.copied_tags = {k: v for k, v in parent.data.tags.items() if k in COPIED_TAGS}
+        self.best: float | None = None
         self.started = time.monotonic()
 
     def __call__(self, trial: optuna.Trial):
-        t0 = time.monotonic()
-        mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True, tags={"trial_number": str(trial.number)})
+        t0, start_ms = time.monotonic(), int(time.time() * 1000)
         state, status, error, values = "COMPLETE", "FINISHED", None, None
         try:
             values = self.objective(trial)
@@ -101,7 +122,7 @@ class _TrackedObjective:
                 raise ValueError(f"objective returned a non-finite value {values!r}")
             return values
         except optuna.TrialPruned:
-            state, status = "PRUNED", "KILLED"
+            state = "PRUNED"
             raise
         except Exception as exc:
             state, status, error = "FAIL", "FAILED", f"{type(exc).__name__}: {exc}"
@@ -110,32 +131,48 @@ class _TrackedObjective:
             state, status, error = "INTERRUPTED", "KILLED", f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            try:
-                self._log_trial(trial, state, values, error, t0)
-            finally:  # ended here, not by a `with` block, which would mark pruned and interrupted trials FAILED
-                mlflow.end_run(status)
-            self._progress(trial.number, state, values, error, time.monotonic() - t0)
+            vals = None if values is None else (list(values) if isinstance(values, (list, tuple)) else [values])
+            self._log_history(trial.number, state, vals)
+            if self.trial_runs == "all" or state != "PRUNED":
+                self._log_trial_run(trial, state, status, vals, error, start_ms)
+            self._progress(trial.number, state, vals, error, time.monotonic() - t0)
 
-    def _log_trial(self, trial: optuna.Trial, state: str, values, error: str | None, t0: float) -> None:
-        if trial.params:
-            mlflow.log_params(trial.params)
-        metrics = {"duration_s": time.monotonic() - t0}
-        if values is not None and state == "COMPLETE":
-            vals = values if isinstance(values, (list, tuple)) else [values]
-            metrics.update({f"val_{m}": _metric_value(v) for m, v in zip(self.metrics, vals)})
+    def _log_history(self, number: int, state: str, vals: list | None) -> None:
+        """The parent's optimisation history: each complete trial's value(s), and the best so far, at step ``number``."""
+        now = int(time.time() * 1000)
+        batch = []
+        if state == "COMPLETE" and vals is not None:
+            batch += [Metric(f"study/val_{m}", _finite(v), now, number) for m, v in zip(self.metrics, vals)]
+            if len(self.metrics) == 1:
+                value = _finite(vals[0])
+                better = min if self.directions[0] == "minimize" else max
+                self.best = value if self.best is None else better(self.best, value)
+        if len(self.metrics) == 1 and self.best is not None:
+            batch.append(Metric(f"study/best_val_{self.metrics[0]}", self.best, now, number))
+        if batch:
+            self.client.log_batch(self.parent_id, metrics=batch)
+
+    def _log_trial_run(self, trial: optuna.Trial, state: str, status: str, vals: list | None, error: str | None,
+                       start_ms: int) -> None:
+        tags = {**self.copied_tags, PARENT_RUN_TAG: self.parent_id, "role": "trial", "study": self.study_name,
+                "trial_number": str(trial.number), "trial_state": state}
         numbers, texts = _user_attrs(trial)
-        metrics.update(numbers)
-        mlflow.log_metrics(metrics)
-        if texts:
-            mlflow.set_tags(texts)
-        mlflow.set_tag("trial_state", state)
+        tags.update(texts)
         if error:
-            mlflow.set_tag("error", error[:4000])
+            tags["error"] = error[:4000]
+        run = self.client.create_run(self.experiment_id, start_time=start_ms, run_name=f"trial {trial.number:03d}",
+                                     tags=tags)
+        now = int(time.time() * 1000)
+        metrics = dict(numbers)
+        if state == "COMPLETE" and vals is not None:
+            metrics.update({f"val_{m}": _finite(v) for m, v in zip(self.metrics, vals)})
+        self.client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                              params=[Param(k, str(v)) for k, v in clean_params(trial.params).items()])
+        self.client.set_terminated(run.info.run_id, status, end_time=now)
 
-    def _progress(self, number, state, values, error, seconds):
+    def _progress(self, number, state, vals, error, seconds):
         total = f"/{self.n_trials}" if self.n_trials else ""
         if state == "COMPLETE":
-            vals = values if isinstance(values, (list, tuple)) else [values]
             detail = " ".join(f"val_{m}={float(v):.4f}" for m, v in zip(self.metrics, vals))
         elif state == "FAIL":
             detail = f"failed: {error}"
@@ -156,6 +193,8 @@ def run_study(
     baseline: Mapping[str, float] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
     enqueue: Sequence[Mapping[str, object]] = (),
+    trial_runs: str = "all",
+    share_view: bool = True,
 ) -> StudyResult:
     """Run ``objective`` in an Optuna study tracked under the active MLflow run (see the module docstring).
 
@@ -163,28 +202,42 @@ def run_study(
     two-objective study). ``options`` holds the study's name, budget (``n_trials`` and ``timeout`` in seconds; at
     least one must be set), seed and storage. ``enqueue``: parameter sets tried first (e.g. the library
     defaults, so that even a tiny budget evaluates a sensible configuration); only for a new study, they count
-    towards ``n_trials``.
+    towards ``n_trials``. ``trial_runs``: ``"all"`` or ``"complete"`` (no run for pruned trials). ``share_view``:
+    point the experiment's shared view ``trials`` at this study (off for the many studies of one SARIMA job).
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     directions = [directions] if isinstance(directions, str) else list(directions)
     n_trials, timeout = _check_budget(options, metrics, directions)
-    if mlflow.active_run() is None:
+    if trial_runs not in ("all", "complete"):
+        raise ValueError(f"trial_runs must be 'all' or 'complete', got {trial_runs!r}")
+    parent = mlflow.active_run()
+    if parent is None:
         raise RuntimeError("run_study needs an active MLflow parent run")
+    tags = {"study": options.study_name, "study_directions": ",".join(directions)}
+    if mlflow.MlflowClient().get_run(parent.info.run_id).data.tags.get("role", "family") == "family":
+        tags["role"] = "study"  # a run that already has a role (a SARIMA series) keeps it
+    mlflow.set_tags(tags)
     if baseline:
         mlflow.log_metrics({f"baseline_test_{k}": float(v) for k, v in baseline.items()})
-    mlflow.log_params({"study_name": options.study_name, "n_trials": n_trials if n_trials is not None else "",
-                       "timeout": timeout if timeout is not None else "", "seed": options.seed,
-                       "storage": _redact(options.storage), "objective": ",".join(metrics)})
+    mlflow.log_params(clean_params({"study_name": options.study_name, "n_trials": n_trials, "timeout": timeout,
+                                    "seed": options.seed, "storage": _redact(options.storage),
+                                    "objective": ",".join(metrics)}))
 
     study, n_before = _open_study(options, directions, pruner, enqueue)
-    logger.info("study %s: %s trials, timeout %s s, optimising %s", options.study_name, n_trials or "unbounded",
-                timeout or "none", ", ".join(f"{d} {m}" for m, d in zip(metrics, directions)))
-    study.optimize(_TrackedObjective(objective, metrics, n_trials), n_trials=n_trials, timeout=timeout,
-                   catch=(Exception,))
+    remaining = None if n_trials is None else max(0, n_trials - n_before)  # --n-trials is the study's total
+    logger.info("study %s: %s trials to run (%d earlier), timeout %s s, optimising %s", options.study_name,
+                "unbounded" if remaining is None else remaining, n_before, timeout or "none",
+                ", ".join(f"{d} {m}" for m, d in zip(metrics, directions)))
+    tracked = _TrackedObjective(objective, metrics, directions, n_trials, options.study_name, parent.info.run_id,
+                                trial_runs)
+    if remaining != 0:
+        study.optimize(tracked, n_trials=remaining, timeout=timeout, catch=(Exception,))
 
     counts = _log_counts(study, n_before)
     best = list(study.best_trials) if len(directions) > 1 else [study.best_trial]
     _log_outcome(study, best, metrics, directions)
+    if share_view:
+        _share_trials_view(best[0], metrics, directions)
     return StudyResult(study, best, counts["COMPLETE"], counts["PRUNED"], counts["FAIL"])
 
 
@@ -204,17 +257,55 @@ def _check_budget(options: StudyOptions, metrics: list[str], directions: list[st
     return n_trials, timeout
 
 
+def heartbeat_seconds() -> int:
+    """How often a trial of a study with an RDB storage says it is alive (``STOREFRONT_HEARTBEAT_SECONDS``,
+    default 60); a RUNNING trial silent for twice that long belonged to a dead process and is marked FAIL."""
+    import os
+
+    text = os.environ.get("STOREFRONT_HEARTBEAT_SECONDS", "60")
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(f"STOREFRONT_HEARTBEAT_SECONDS must be a whole number of seconds, got {text!r}") \
+            from None
+    if value < 1:
+        raise ConfigurationError(f"STOREFRONT_HEARTBEAT_SECONDS must be at least 1, got {value}")
+    return value
+
+
+def study_storage(url: str | None):
+    """The Optuna storage of ``url``: in memory (None), or an RDB storage whose trials send heartbeats, so that
+    the trials of a killed worker are failed by the next process that opens the study."""
+    if url is None:
+        return None
+    beat = heartbeat_seconds()
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what we need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=beat, grace_period=2 * beat)
+
+
 def _open_study(options: StudyOptions, directions: list[str], pruner, enqueue) -> tuple[optuna.Study, int]:
-    """A new study, or the stored one of that name (resumed) when there is a storage; and its earlier trials."""
+    """A new study, or the stored one of that name (resumed) when there is a storage; and its earlier trials
+    (the trials of dead processes, past their heartbeat's grace period, are failed first)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = study_storage(options.storage)
     study = optuna.create_study(
         study_name=options.study_name,
-        storage=options.storage,
+        storage=storage,
         sampler=optuna.samplers.TPESampler(seed=options.seed),
         pruner=pruner,
         directions=directions,
         load_if_exists=options.storage is not None,
     )
+    if storage is not None:
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        still = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+        if running - still:
+            logger.warning("study %s: trial(s) %s of dead processes marked FAIL", options.study_name,
+                           ", ".join(map(str, sorted(running - still))))
     n_before = len(study.trials)
     if n_before:
         logger.info("resuming study %s with %d earlier trials from %s", options.study_name, n_before,
@@ -243,7 +334,7 @@ def _log_outcome(study: optuna.Study, best: list[optuna.trial.FrozenTrial], metr
                  directions: list[str]) -> None:
     lead = best[0]
     mlflow.set_tag("best_trial", str(lead.number))
-    mlflow.log_params({f"best_{k}": v for k, v in lead.params.items()})
+    mlflow.log_params(clean_params(lead.params))  # under the trials' keys: the same columns in the runs table
     mlflow.log_metrics({f"val_{m}": float(v) for m, v in zip(metrics, lead.values)})
     table = study.trials_dataframe(attrs=("number", "state", "values", "params", "duration"))
     table["duration"] = table["duration"].dt.total_seconds()
@@ -255,6 +346,30 @@ def _log_outcome(study: optuna.Study, best: list[optuna.trial.FrozenTrial], metr
     _log_study_figures(study, metrics)
     logger.info("best trial %d: %s with %s", lead.number,
                 ", ".join(f"val_{m}={v:.4f}" for m, v in zip(metrics, lead.values)), lead.params)
+
+
+def _share_trials_view(lead: optuna.trial.FrozenTrial, metrics: list[str], directions: list[str]) -> None:
+    """The experiment's shared view :data:`TRIALS_VIEW`: this study's trials, best first, with the objective and
+    the params as columns (the MLflow UI opens it with ``?viewStateShareKey=trials``)."""
+    run = mlflow.active_run()
+    share_view(run.info.experiment_id, TRIALS_VIEW,
+               f"tags.role = 'trial' AND tags.`{PARENT_RUN_TAG}` = '{run.info.run_id}'", f"val_{metrics[0]}",
+               ascending=directions[0] == "minimize",
+               columns=[*[f"params.`{k}`" for k in lead.params], "tags.`trial_state`"])
+
+
+def share_view(experiment_id: str, key: str, search_filter: str, metric: str, ascending: bool,
+               columns: Sequence[str] = ()) -> None:
+    """An experiment's shared runs-table view (filter, sort by ``metric`` and columns), which the MLflow UI opens
+    with ``?viewStateShareKey=<key>`` (see :func:`view_url`)."""
+    state = {"searchFilter": search_filter, "orderByKey": f"metrics.`{metric}`", "orderByAsc": ascending,
+             "selectedColumns": [f"metrics.`{metric}`", *columns]}
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{key}", json.dumps(state))
+
+
+def view_url(ui: str, experiment_id: str, key: str = TRIALS_VIEW) -> str:
+    """The MLflow UI page of an experiment's shared view ``key``, in the training (not GenAI) view."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}&workflowType=machine_learning"
 
 
 def _log_study_figures(study: optuna.Study, metrics: list[str]) -> None:

@@ -67,10 +67,15 @@ def setup_tracking() -> str:
     return uri
 
 
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # training, not GenAI (older UIs read it)
+
+
 def experiment_id(name: str) -> str:
     """Id of the experiment ``name``, created with an explicit artifact location when missing.
 
-    Also makes it the active experiment.
+    A new experiment gets the project's description of it (``mlflow.note.content``, shown as a banner above the
+    runs) and the experiment-kind tag; an existing one gets them if it lacks them. Also makes it the active
+    experiment.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -90,5 +95,13 @@ def experiment_id(name: str) -> str:
             logger.info("created experiment %s (artifacts: %s)", name, artifact_location(name) or "server default")
     else:
         exp_id = exp.experiment_id
+    tags = {} if exp is None else exp.tags
+    from pipelines.families import experiment_about
+
+    about = experiment_about(name)
+    if about and "mlflow.note.content" not in tags:
+        client.set_experiment_tag(exp_id, "mlflow.note.content", about)
+    if EXPERIMENT_KIND[0] not in tags:
+        client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id

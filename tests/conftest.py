@@ -39,6 +39,12 @@ def module_child_env():
     return child_env
 
 
+@pytest.fixture(scope="session")
+def session_child_env():
+    """:func:`child_env` for session-scoped fixtures."""
+    return child_env
+
+
 def _point_mlflow_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     import mlflow
 

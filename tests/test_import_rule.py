@@ -47,8 +47,9 @@ def test_evaluation_imports_neither_models_nor_pipelines():
 
 def test_the_checker_sees_lazy_imports(tmp_path, monkeypatch):
     """The rule is checked on lazy imports too (a function-level import, import_module, "module:Class")."""
-    import tests.test_import_rule as me
+    import sys
 
+    me = sys.modules[imported_packages.__module__]
     fake = tmp_path / "models"
     fake.mkdir()
     (fake / "bad.py").write_text("def f():\n    from pipelines import registry\n")

@@ -1,7 +1,7 @@
 """Score every customer active at a cutoff with a logged churn model and write a CSV ranked by risk.
 
 Reads the model given by ``--model`` (a registered name, which means ``models:/<name>@champion``, or any
-model URI: ``models:/storefront-churn/3``, ``runs:/<run id>/model``, a local folder) and the canonical tables
+model URI: ``models:/storefront-churn/3``, ``runs:/<run id>/churn-logreg``, a local folder) and the canonical tables
 of ``--data-dir``. Builds the features of every customer with a purchase in the model's lookback window
 before ``--cutoff`` (default: midnight after the last purchase, i.e. "now" for the data), exactly as in
 training (nothing on or after the cutoff is read), scores them with the model and writes ``--output``:
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--model", required=True,
                         help="registered model name (scores its @champion) or a model URI (models:/name/3, "
-                             "models:/name@alias, runs:/<run id>/model)")
+                             "models:/name@alias, runs:/<run id>/churn-logreg)")
     add_data_dir(parser)
     parser.add_argument("--cutoff", default=None,
                         help="score as of this date (default: midnight after the last purchase in the data)")

@@ -92,6 +92,7 @@ class Prepared:
     study: StudyOptions
     run_name: str
     registered_model: str | None
+    split: str = ""
     holdout_spec: dict = field(default_factory=dict)
 
     @property
@@ -134,7 +135,7 @@ def prepare_shop(config: ChurnConfig) -> Prepared:
             "validation_positive_rate": float(validation.y.mean()), "test_positive_rate": float(test.y.mean()),
         })
 
-    name = f"churn-{config.target}-{window}d"
+    name = f"churn-{config.target}-{window}d"  # the default study name
     return Prepared(
         source="shop", target=config.target, problem=problem, spec=spec,
         X_fit=final.frame[spec.features], y_fit=final.y, X_test=test.frame[spec.features], y_test=test.y,
@@ -144,8 +145,12 @@ def prepare_shop(config: ChurnConfig) -> Prepared:
                     "cost_ratio": config.cost_ratio, **plan.describe()},
         config_extra={"source": "shop", "window_days": window, "lookback_days": config.lookback_days,
                       "test_cutoff": plan.test.isoformat()},
-        study=config.study.named(name), run_name=name,
+        study=config.study.named(name), run_name=f"{config.target}, {window}-day window",
         registered_model=config.registered_model or (PURCHASE_MODEL_NAME if config.target == "purchase" else None),
+        split=(f"tuning fits on the snapshot(s) at {', '.join(c.date().isoformat() for c in plan.tuning_fit)} and "
+               f"scores the one at {plan.validation.date()}; the winner is refit on the snapshot(s) at "
+               f"{', '.join(c.date().isoformat() for c in plan.final_fit)} and scored once at {plan.test.date()} "
+               f"({window}-day label windows after each cutoff)"),
         holdout_spec={"target": config.target, "window_days": window, "test_cutoff": plan.test.isoformat()},
     )
 
@@ -169,7 +174,7 @@ def prepare_table(config: ChurnConfig) -> Prepared:
         mlflow.log_metrics({"n_dev_rows": len(dev), "n_test_rows": len(test),
                             "dev_positive_rate": float(y_dev.mean()), "test_positive_rate": float(data.y[test].mean())})
 
-    name = f"churn-table-{data.path.stem}"
+    name = f"churn-table-{data.path.stem}"  # the default study name
     return Prepared(
         source="table", target="churn", problem=problem, spec=data.spec, X_fit=X_dev, y_fit=y_dev,
         X_test=data.X.iloc[test].reset_index(drop=True), y_test=data.y[test], ids_test=data.ids[test],
@@ -179,8 +184,10 @@ def prepare_table(config: ChurnConfig) -> Prepared:
                     "cost_ratio": config.cost_ratio, "lenient_columns": ",".join(data.spec.lenient)},
         config_extra={"source": "table", "table": data.path.name, "label_column": data.label_column,
                       "id_column": data.id_column},
-        study=config.study.named(name), run_name=name,
+        study=config.study.named(name), run_name=f"churn from {data.path.name}",
         registered_model=config.registered_model,
+        split=(f"a stratified {TEST_FRACTION:.0%} hold-out of the rows is the test set; {CV_FOLDS}-fold stratified "
+               "cross-validation on the rest tunes"),
         holdout_spec={"table": data.path.name, "label_column": data.label_column},
     )
 
@@ -257,7 +264,7 @@ def log_model(p: Prepared, scored: Scored):
     config = model_config(model, p.target, **p.config_extra)
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = save_artifacts(model, config, tmp)
-        info = log_pyfunc_model(PYFUNC_FILE, name="model", artifacts=artifacts, input_example=example,
+        info = log_pyfunc_model(PYFUNC_FILE, name=FAMILY.logged_model, artifacts=artifacts, input_example=example,
                                 requirements=MODEL_REQUIREMENTS, signature=model_signature(example, p.spec, p.target))
     expected = pd.DataFrame({ID_COLUMN: p.ids_test, probability: scored.probabilities})
     check_round_trip(info.model_uri, requests, expected,

@@ -123,6 +123,7 @@ def train(config):
                "params": scored.final.params, "threshold": model.threshold,
                "calibrated": model.calibration is not None, "source": p.source, "target": p.target,
                "test_probabilities": scored.probabilities, "model_id": getattr(info, "model_id", None)},
+        split=p.split, baseline=baseline.name,
     )
 
 

@@ -184,7 +184,7 @@ def log_model(model: NextCategoryClassifier, test: Snapshot, p_test: np.ndarray,
                                   "data_digest": digest})
     with tempfile.TemporaryDirectory() as tmp:
         path = model.save(Path(tmp) / "next_category.json")
-        info = log_pyfunc_model(PYFUNC_FILE, artifacts={"classifier": str(path)},
+        info = log_pyfunc_model(PYFUNC_FILE, name=FAMILY.logged_model, artifacts={"classifier": str(path)},
                                 input_example=requests.head(5).reset_index(drop=True), requirements=("numpy", "pandas"),
                                 signature=signature(list(test.X.columns), categories))
     columns = probability_columns(categories)

@@ -90,7 +90,7 @@ def train(config):
               "test_cutoff": cutoffs.test.isoformat(), "validation_cutoff": cutoffs.validation.isoformat(),
               "tuning_fit_cutoffs": cutoffs.describe()["tuning_fit_cutoffs"], "categories": " | ".join(categories),
               "baseline": "most frequent category in history"}
-    with family_run(FAMILY.name, "next-category-lr", params=params) as run:
+    with family_run(FAMILY.name, f"next category within {config.horizon_days} days", params=params) as run:
         log_tables_input(tables, data_dir, digest, names=("transactions", "events", "products"))
         mlflow.log_metrics({"n_tuning_rows": snaps.tuning.size, "n_validation_rows": snaps.validation.size,
                             "n_final_fit_rows": snaps.final.size, "n_test_rows": snaps.test.size})
@@ -116,7 +116,11 @@ def train(config):
                        baseline_value=baseline[FAMILY.primary_metric], higher_is_better=FAMILY.higher_is_better,
                        data_digest=digest,
                        extra={"test_metrics": scores, "baseline_test_metrics": baseline, "params": best,
-                              "categories": categories, "test_cutoff": cutoffs.test, "per_category": table})
+                              "categories": categories, "test_cutoff": cutoffs.test, "per_category": table},
+                       split=(f"tuning fits on the snapshot(s) at {params['tuning_fit_cutoffs']} and scores the one at "
+                              f"{cutoffs.validation.date()}; the winner is refit on the snapshot(s) at "
+                              f"{params['final_fit_cutoffs']} and scored once at {cutoffs.test.date()}"),
+                       baseline="the most frequent category in the customer's history")
 
 
 def summary(result, verdict: str) -> str:

@@ -26,6 +26,7 @@ HELP = "generate data if needed, train and register all families, promote, print
 DOCS = "README.md#set-up-fresh-machine-python-311-make"
 
 QUICK_DATA = ["--customers", "600", "--products", "60", "--years", "3"]
+UI_PORT = 5000
 SERVE_PORTS = {"recommender": 5001, "churn": 5002, "sarima": 5003}
 
 
@@ -127,7 +128,31 @@ def _print_summary(rows, failures, seconds: float) -> None:
         print(f"FAILED {family}: {error}")
     uri = tracking.tracking_uri()
     print(f"\nmain job finished in {seconds / 60:.1f} min. Next:")
-    print(f"  mlflow ui --backend-store-uri {uri} --port 5000")
+    print(f"  mlflow ui --backend-store-uri {uri} --port {UI_PORT}")
+    for line in ui_links([row[0] for row in rows]):
+        print(f"    {line}")
     for family, port in SERVE_PORTS.items():
         print(f"  MLFLOW_TRACKING_URI={uri} mlflow models serve -m models:/{FAMILIES[family].registered_model}@champion "
               f"-p {port} --env-manager local")
+
+
+def ui_links(families_run: list[str], ui: str = f"http://127.0.0.1:{UI_PORT}") -> list[str]:
+    """The MLflow UI pages to open after the main job, each in the training view (the UI opens in its GenAI view
+    without ``workflowType=machine_learning``): each family's latest study's trials, best first (SARIMA: its series),
+    and the registered models."""
+    import mlflow
+
+    from pipelines.sarima.train import SERIES_VIEW
+    from pipelines.study import TRIALS_VIEW, view_url
+
+    client = mlflow.MlflowClient()
+    lines = ["then open (training view):"]
+    for family in families_run:
+        declared = FAMILIES[family]
+        experiment = None if declared.members else client.get_experiment_by_name(declared.experiment)
+        if experiment is not None:
+            view, what = (SERIES_VIEW, "series") if family == "sarima" else (TRIALS_VIEW, "trials")
+            lines.append(f"  {declared.title + ' ' + what + ',':<18} best first  "
+                         f"{view_url(ui, experiment.experiment_id, view)}")
+    lines.append(f"  {'registered models':<29} {ui}/#/models?workflowType=machine_learning")
+    return lines

@@ -135,7 +135,7 @@ def train(config: ItemCFConfig):
     k, max_neighbours = config.k, config.max_neighbours
     data = rt.load_recommender_data(data_dir, config.test_days, config.val_days)
     study_options = config.study.named("itemcf")
-    with family_run(FAMILY.name, study_options.study_name,
+    with family_run(FAMILY.name, f"{FAMILY.title} top-{k}",
                     params={"k": k, "data_dir": str(data_dir), "max_neighbours": max_neighbours},
                     tags={"model_type": "item-based CF"}) as run:
         rt.log_data_inputs(data)

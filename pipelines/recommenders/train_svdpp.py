@@ -315,7 +315,7 @@ def train(config: SVDppConfig):
     study_options = config.study.named(f"svdpp-{objective}")
     data = rt.load_recommender_data(data_dir, config.test_days, config.val_days)
     metrics, directions = study_metrics(objective, k)
-    with family_run(FAMILY.name, study_options.study_name,
+    with family_run(FAMILY.name, f"{FAMILY.title} {objective} objective, top-{k}",
                     params={"k": k, "data_dir": str(data_dir), "tuning_customers": config.tuning_customers},
                     tags={"model_type": "SVD++ (scikit-surprise)", "svdpp_objective": objective}) as run:
         rt.log_data_inputs(data)

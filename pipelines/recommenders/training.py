@@ -37,6 +37,7 @@ from models.recommenders.interactions import InteractionLog
 from models.recommenders.popularity import PopularityRecommender
 from models.recommenders.contract import CONTRACT, PYFUNC_FILE
 from models.recommenders.engine import Recommender
+from pipelines import families
 from pipelines.errors import ConfigurationError, DataValidationError
 from pipelines.recommenders.options import DEFAULT_TEST_DAYS, DEFAULT_VAL_DAYS
 from pipelines.mlflow_logging import TrainResult, check_round_trip, log_figure, log_pyfunc_model, log_tables_input
@@ -321,8 +322,9 @@ def compare_recommendations(expected: pd.DataFrame, actual: pd.DataFrame, rtol: 
     return problems
 
 
-def log_recommender_model(recommender: Recommender, example_customers: Sequence[str], k: int = 10):
-    """Log ``recommender`` as the pyfunc model ``model`` of the active run; return the ``ModelInfo``.
+def log_recommender_model(recommender: Recommender, example_customers: Sequence[str], k: int = 10,
+                          name: str = "recommender"):
+    """Log ``recommender`` as the pyfunc model ``name`` of the active run; return the ``ModelInfo``.
 
     Artifacts: one compressed ``.npz`` (``Recommender.save``). Signature: the contract
     (:data:`models.recommenders.contract.CONTRACT`), with ``k`` defaulting to the ``k`` the model was tuned for.
@@ -332,7 +334,7 @@ def log_recommender_model(recommender: Recommender, example_customers: Sequence[
         path = recommender.save(Path(tmp) / "recommender.npz")
         size = path.stat().st_size
         info = log_pyfunc_model(
-            PYFUNC_FILE, name="model", artifacts={"recommender": str(path)},
+            PYFUNC_FILE, name=name, artifacts={"recommender": str(path)},
             input_example=pd.DataFrame({"customer_id": [str(c) for c in example_customers]}),
             requirements=MODEL_REQUIREMENTS, signature=CONTRACT.signature(defaults={"k": int(k)}),
         )
@@ -391,7 +393,7 @@ def finish_training(*, family: str, label: str, run_id: str, recommender: Recomm
 
     log_test_data(data, family, k)
     customers = round_trip_customers(data, recommender)
-    info = log_recommender_model(recommender, customers[:3], k)
+    info = log_recommender_model(recommender, customers[:3], k, families.get(family).logged_model)
     expected = recommendations_table(recommender, customers, k)
     check_round_trip(info.model_uri, pd.DataFrame({"customer_id": customers}), expected, compare_recommendations,
                      params={"k": int(k), "exclude_purchased": True})
@@ -404,6 +406,11 @@ def finish_training(*, family: str, label: str, run_id: str, recommender: Recomm
         test_value=metrics[primary], baseline_value=baseline.test_metrics[primary], higher_is_better=True,
         data_digest=data.digest, extra={"test_metrics": metrics, "baseline_test_metrics": baseline.test_metrics,
                                         "model_id": getattr(info, "model_id", None)},
+        split=(f"tuning fits on the history before {data.val_cutoff.date()} and scores the validation window "
+               f"{data.val_cutoff.date()} to {data.test_cutoff.date()}; the winner is refit on all history before "
+               f"{data.test_cutoff.date()} and scored once on the test window {data.test_cutoff.date()} to "
+               f"{data.test_end.date()}"),
+        baseline=f"popularity ({f'last {baseline.window_days} days' if baseline.window_days else 'all history'})",
     )
     logger.info("%s: test %s %.4f vs popularity %.4f (%s)", label, primary, result.test_value,
                 result.baseline_value, info.model_uri)

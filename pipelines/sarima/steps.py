@@ -70,7 +70,8 @@ def series_search(name: str, study: StudyOptions) -> Search:
 
     def search(objective, plan, *, enqueue, first: bool, timeout: float | None):
         options = replace(study, study_name=f"{study.study_name}-{slug(name)}-{plan.mode}", timeout=timeout)
-        kwargs = dict(options=options, metrics=plan.metric, directions="minimize", enqueue=enqueue)
+        kwargs = dict(options=options, metrics=plan.metric, directions="minimize", enqueue=enqueue,
+                      trial_runs="complete", share_view=False)  # orders pruned by AICc get no run of their own
         if first:
             return run_study(objective, **kwargs)
         with mlflow.start_run(run_name=f"{name}-{plan.mode}", nested=True,
@@ -250,7 +251,7 @@ def log_model(series_set: SeriesSet, outcomes: list[SeriesOutcome]):
         path.write_text(json.dumps({"freq": freq, "series": [o.served.to_dict() for o in outcomes]}),
                         encoding="utf-8")
         size = path.stat().st_size
-        info = log_pyfunc_model(PYFUNC_FILE, artifacts={"series": str(path)},
+        info = log_pyfunc_model(PYFUNC_FILE, name=FAMILY.logged_model, artifacts={"series": str(path)},
                                 input_example=pd.DataFrame({"category": [outcomes[0].name], "horizon": [3]}),
                                 requirements=MODEL_REQUIREMENTS, signature=CONTRACT.signature())
     expected = training_forecasts(series_set, outcomes, ROUND_TRIP_STEPS)

@@ -40,6 +40,7 @@ from pipelines.families import get
 logger = logging.getLogger(__name__)
 
 FAMILY = get("sarima")
+SERIES_VIEW = "series"  # the experiment's shared view of the latest job's series, best test MAPE first
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +120,7 @@ def train(config):
     from pipelines.mlflow_logging import TrainResult, family_run, log_figure
     from pipelines.sarima import report, steps
     from pipelines.sarima.series import FREQ_NAMES
+    from pipelines.study import share_view
 
     started = time.monotonic()
     series_set, digest, log_inputs = steps.load_series_set(config)
@@ -135,8 +137,10 @@ def train(config):
     if config.registered_model:
         tags["registered_model_name"] = config.registered_model
     # Single-threaded BLAS: the state-space matrices are tiny; BLAS threads only add overhead (docs/sarima.md).
+    what = f"on {config.series.name}" if config.series is not None else "per category"
     with threadpool_limits(limits=1, user_api="blas"), \
-            family_run(FAMILY.name, f"sarima-{study.study_name or 'sarima'}", params=params, tags=tags) as run:
+            family_run(FAMILY.name, f"{FAMILY.title} {FREQ_NAMES[config.freq]} {what}, {len(series_set.series)} series",
+                       params=params, tags=tags) as run:
         log_inputs()
         outcomes = tune_every_series(series_set, config)
         primary = set(series_set.categories)
@@ -155,6 +159,9 @@ def train(config):
             log_figure(report.grid_figure(panels), "plots/forecasts_grid.png")
         steps.log_test_data(series_set, outcomes, [o.name for o in scored if "mape" in o.scores],
                             config.test_periods, digest)
+        share_view(run.info.experiment_id, SERIES_VIEW,
+                   f"tags.role = 'series' AND tags.`mlflow.parentRunId` = '{run.info.run_id}'", "test_mape",
+                   ascending=True, columns=["metrics.`baseline_test_mape`", "tags.`model`", "tags.`fallback_reason`"])
         info, size = steps.log_model(series_set, outcomes)
         mlflow.log_metrics({"model_artifact_bytes": size, "wall_seconds": time.monotonic() - started})
 
@@ -172,6 +179,10 @@ def train(config):
                                    **{f"test_{k}": v for k, v in o.scores.items()}} for o in outcomes},
                "model_id": getattr(info, "model_id", None), "model_artifact_bytes": size,
                "n_series": len(outcomes), "n_scored": len(scored), "wall_seconds": time.monotonic() - started},
+        split=(f"the last {config.test_periods} {FREQ_NAMES[config.freq]} periods of each series are the test; each "
+               "series' model is chosen by rolling-origin cross-validation on the periods before them (one study per "
+               "series, in its nested run); the test score is the mean over the category series"),
+        baseline="the seasonal naive forecast",
     )
 
 
@@ -179,20 +190,20 @@ def tune_every_series(series_set, config) -> list:
     """Each series in a nested run of its own; one odd series falls back to seasonal naive, never stops the job."""
     import mlflow
 
-    from pipelines.families import slug
     from pipelines.sarima import steps
 
     deadline = time.monotonic() + config.study.timeout if config.study.timeout else None
     outcomes, names = [], list(series_set.series)
     for i, name in enumerate(names):
         values = series_set.series[name]
-        with mlflow.start_run(run_name=f"series-{slug(name)}", nested=True, tags={"series": name}):
+        with mlflow.start_run(run_name=f"series {name}", nested=True, tags={"series": name, "role": "series"}) as run:
             try:
                 outcome = steps.process_series(name, values, series_set.season, config,
                                                steps.series_budget(deadline, len(names) - i))
             except Exception as exc:  # noqa: BLE001 - one odd series never stops the job
                 logger.exception("series %s failed; serving its seasonal naive forecast", name)
                 outcome = steps.fallback_outcome(name, values, series_set.season, config.freq, exc)
+            mlflow.MlflowClient().update_run(run.info.run_id, name=f"{name}: {outcome.label}")
         outcomes.append(outcome)
     return outcomes
 

@@ -111,7 +111,7 @@ def log_model(segmenter: Segmenter, test: pd.DataFrame, test_labels: np.ndarray,
                                   "reference_date": str(reference_date or "end of data")})
     with tempfile.TemporaryDirectory() as tmp:
         path = segmenter.save(Path(tmp) / "segments.json")
-        info = log_pyfunc_model(PYFUNC_FILE, artifacts={"segments": str(path)}, input_example=requests.head(5),
+        info = log_pyfunc_model(PYFUNC_FILE, name=FAMILY.logged_model, artifacts={"segments": str(path)}, input_example=requests.head(5),
                                 requirements=("numpy", "pandas"), signature=CONTRACT.signature())
     expected = pd.DataFrame({"segment_id": test_labels.astype("int64")})
     check_round_trip(info.model_uri, requests, expected, columns_agree([], exact=["segment_id"]))

@@ -79,7 +79,7 @@ def train(config):
               "max_k": config.max_k, "test_fraction": config.test_fraction, "n_customers": len(features),
               "n_fit": len(split.fit), "n_validation": len(split.validation), "n_test": len(split.test),
               "features": ",".join(FEATURES), "space": "log1p, standardised"}
-    with family_run(FAMILY.name, "segments-kmeans", params=params) as run:
+    with family_run(FAMILY.name, f"K-Means, k {config.min_k} to {config.max_k}", params=params) as run:
         log_tables_input(tables, data_dir, digest, names=("transactions",))
         baseline = {FAMILY.primary_metric: 0.0}  # one cluster: the silhouette is undefined, 0 by convention
         study = run_study(steps.make_objective(split.fit, split.validation, config.min_k, config.max_k, seed),
@@ -98,7 +98,11 @@ def train(config):
                        baseline_value=baseline[FAMILY.primary_metric], higher_is_better=FAMILY.higher_is_better,
                        data_digest=digest,
                        extra={"k": k, "names": list(segmenter.names_), "profile": profile, "summaries": paragraphs,
-                              "best_val_silhouette": study.best_value})
+                              "best_val_silhouette": study.best_value},
+                       split=(f"customers have no order here: a random {config.test_fraction:.0%} of them is the "
+                              f"test set; each trial fits on {1 - steps.VALIDATION_FRACTION:.0%} of the others and "
+                              "scores the rest"),
+                       baseline="one cluster (silhouette 0 by convention)")
 
 
 def summary(result, verdict: str) -> str:

@@ -81,3 +81,33 @@ def serve(tmp_path_factory):
     yield start
     for server in servers:
         server.stop()
+
+
+MAIN_JOB_MODELS = ("storefront-itemcf", "storefront-svdpp", "storefront-churn", "storefront-sarima",
+                   "storefront-recommender")
+
+
+def run_main_job(home: Path, cwd: Path, child_env) -> subprocess.CompletedProcess:
+    """``storefront main --quick`` as a user runs it: a subprocess, from another folder, with its own home."""
+    env = child_env(STOREFRONT_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}")
+    return subprocess.run([str(Path(VENV_BIN) / "storefront"), "main", "--quick"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def main_job(tmp_path_factory, session_child_env):
+    """The project home after two runs of the main job: (home, tracking uri, first run, second run, aliases after
+    the first run). Shared by the main-job, serving and UI tests."""
+    import mlflow
+
+    home = tmp_path_factory.mktemp("main-home")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    first = run_main_job(home, elsewhere, session_child_env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    after_first = {name: {alias: str(v) for alias, v in client.get_registered_model(name).aliases.items()}
+                   for name in MAIN_JOB_MODELS}
+    second = run_main_job(home, elsewhere, session_child_env)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-5000:]
+    return home, uri, first, second, after_first

@@ -22,29 +22,14 @@ VENV_BIN = Path(sys.executable).parent
 MODELS = ("storefront-itemcf", "storefront-svdpp", "storefront-churn", "storefront-sarima", "storefront-recommender")
 
 
-def _main(home: Path, cwd: Path, child_env) -> subprocess.CompletedProcess:
-    env = child_env(STOREFRONT_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}")
-    return subprocess.run([str(VENV_BIN / "storefront"), "main", "--quick"], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
-
-
 def _aliases(client, name: str) -> dict[str, str]:
     return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory, module_child_env):
-    """The project home after two runs of the main job: (home, tracking uri, first run, second run, aliases after 1)."""
-    home = tmp_path_factory.mktemp("main-home")
-    elsewhere = tmp_path_factory.mktemp("elsewhere")
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    first = _main(home, elsewhere, module_child_env)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-5000:]
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    after_first = {name: _aliases(client, name) for name in MODELS}
-    second = _main(home, elsewhere, module_child_env)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-5000:]
-    return home, uri, first, second, after_first
+def shop(main_job):
+    """The project home after two runs of the main job (tests/e2e/conftest.py)."""
+    return main_job
 
 
 @pytest.fixture(scope="module")

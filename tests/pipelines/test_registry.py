@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-import threading
-import time
+import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import mlflow
@@ -30,7 +32,7 @@ def echo_model_uri() -> str:
     if store not in _ECHO_URIS:
         with family_run("churn", "echo-model"):
             _ECHO_URIS[store] = log_pyfunc_model(
-                ECHO, artifacts={}, input_example=pd.DataFrame({"customer_id": ["C1"]})).model_uri
+                ECHO, name="echo", artifacts={}, input_example=pd.DataFrame({"customer_id": ["C1"]})).model_uri
     return _ECHO_URIS[store]
 
 
@@ -70,7 +72,12 @@ def test_registered_version_is_challenger_with_tags_and_description(name):
     assert version.tags["gate_verdict"] == "passed"
     assert version.tags["git_commit"]
     assert "Optuna study" in version.description
-    assert mlflow.get_run(result.run_id).data.tags["registered_model"] == f"{name}/1"
+    run = mlflow.get_run(result.run_id)
+    assert run.data.tags[f"registered_model.{name}"] == "1"
+    assert f"**Gate ({name})**: passed" in run.data.tags["mlflow.note.content"]
+    # registered through mlflow.register_model: the logged model lists its version (the UI shows it)
+    logged = mlflow.get_logged_model(result.model_uri.removeprefix("models:/"))
+    assert {"name": name, "version": 1} in json.loads(logged.tags["mlflow.modelVersions"])
 
 
 def test_family_name_is_used_unless_a_bring_your_own_name_is_given(fresh_mlflow_env):
@@ -100,7 +107,8 @@ def test_promotion_rescore_margin_history_and_rollback(name):
     assert back.champion_version == "1"
     assert registry.alias_number(name, "champion") == "1"
     events = registry.history(name)
-    assert len(events) == 3 and "rolled back champion from v2 to v1" in events[-1]
+    assert len(events) == 4 and "kept v1: challenger v2 rejected" in events[1]
+    assert "rolled back champion from v2 to v1" in events[-1]
     assert len(mlflow.MlflowClient().search_model_versions(f"name='{name}'")) == 2  # nothing deleted
 
 
@@ -129,30 +137,6 @@ def test_champion_that_cannot_be_scored_blocks_promotion(name):
     assert registry.alias_number(name, "champion") == "1"
 
 
-def test_two_promotions_at_once_leave_the_winner_as_champion(name):
-    registry.register_if_better(train(0.8, registered_model=name))
-    registry.promote(name, rescorer_for=scores_by_version({}))
-    registry.register_if_better(train(0.9, registered_model=name))
-    scores = {"1": 0.70, "2": 0.75}
-
-    def slow(challenger):
-        def rescore(uri):
-            time.sleep(0.3)
-            return scores[uri.rsplit("/", 1)[1]]
-        return rescore
-
-    outcomes = []
-    threads = [threading.Thread(target=lambda: outcomes.append(registry.promote(name, rescorer_for=slow)))
-               for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert registry.alias_number(name, "champion") == "2"
-    assert sorted(o.promoted for o in outcomes) == [False, True]
-    assert registry.alias_version(name, "champion").tags["previous_champion"] == "1"
-
-
 def test_promote_without_challenger_and_rollback_without_history_fail_clearly(name):
     with pytest.raises(registry.PromotionBlocked, match="no version with alias 'challenger'"):
         registry.promote(name)
@@ -160,3 +144,71 @@ def test_promote_without_challenger_and_rollback_without_history_fail_clearly(na
     registry.promote(name, rescorer_for=scores_by_version({}))
     with pytest.raises(registry.PromotionBlocked, match="no previous champion"):
         registry.rollback(name)
+
+
+def test_forcing_the_champion_again_changes_nothing_and_rollback_never_targets_it(name):
+    registry.register_if_better(train(0.8, registered_model=name))
+    registry.promote(name, rescorer_for=scores_by_version({}))
+    registry.register_if_better(train(0.9, registered_model=name))
+    assert registry.force_promote(name).promoted  # v2 champion, previous v1
+    again = registry.force_promote(name, "2")
+    assert not again.promoted and "already the champion" in again.reason
+    assert registry.alias_version(name, "champion").tags["previous_champion"] == "1"
+    back = registry.rollback(name)
+    assert back.champion_version == "1" and back.reason == "rolled back from v2"
+    with pytest.raises(registry.PromotionBlocked, match="no previous champion"):
+        registry.rollback(name)  # v1 has no previous champion: never "from v1 to v1"
+    assert registry.alias_number(name, "champion") == "1"
+    events = [e.split(" ", 1)[1] for e in registry.history(name)]
+    assert [e.split(":")[0] for e in events] == [
+        "v1 champion (was none)", "v2 champion (was v1)", "kept v2", "rolled back champion from v2 to v1",
+        "blocked"]
+
+
+def test_every_decision_adds_one_history_entry(name):
+    registry.register_if_better(train(0.8, registered_model=name))
+    with pytest.raises(StorefrontError):  # no champion to roll back: blocked, recorded
+        registry.rollback(name)
+    registry.promote(name, rescorer_for=scores_by_version({}))  # promoted
+    registry.promote(name, rescorer_for=scores_by_version({}))  # kept: already the champion
+    registry.register_if_better(train(0.9, registered_model=name))
+    registry.promote(name, rescorer_for=scores_by_version({"1": 0.8, "2": 0.7}))  # kept: rejected
+    kinds = [e.split(" ", 2)[1] for e in registry.history(name)]
+    assert kinds == ["blocked:", "v1", "kept", "kept"]
+
+
+PROMOTER = textwrap.dedent("""
+    import json, sys, time
+    from pipelines import registry
+
+    scores = {"1": 0.70, "2": 0.75}
+
+    def slow(challenger):
+        def rescore(uri):
+            time.sleep(1.0)
+            return scores[uri.rsplit("/", 1)[1]]
+        return rescore
+
+    outcome = registry.promote(sys.argv[1], rescorer_for=slow)
+    print(json.dumps({"promoted": outcome.promoted, "champion": outcome.champion_version}))
+""")
+
+
+def test_two_promotion_processes_at_once_leave_the_winner_as_champion(name, mlflow_env, child_env):
+    """Two real processes promote the same model at the same moment; the file lock serialises them."""
+    registry.register_if_better(train(0.8, registered_model=name))
+    registry.promote(name, rescorer_for=scores_by_version({}))
+    registry.register_if_better(train(0.9, registered_model=name))
+    env = child_env(MLFLOW_TRACKING_URI=mlflow.get_tracking_uri(), STOREFRONT_HOME=str(mlflow_env))
+    procs = [subprocess.Popen([sys.executable, "-c", PROMOTER, name], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-2000:]
+        outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(o["promoted"] for o in outcomes) == [False, True]
+    assert registry.alias_number(name, "champion") == "2"
+    assert registry.alias_version(name, "champion").tags["previous_champion"] == "1"
+    events = registry.history(name)
+    assert len(events) == 3 and "v2 champion (was v1)" in events[1] and "kept v2" in events[2]

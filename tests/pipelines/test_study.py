@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import mlflow
 import optuna
 import pytest
@@ -33,12 +35,27 @@ def test_each_trial_is_a_nested_run_and_parent_holds_the_best(mlflow_env):
     assert parent.data.metrics["baseline_test_rmse"] == 5.0
     assert parent.data.metrics["val_rmse"] == pytest.approx(result.best_value)
     assert parent.data.tags["best_trial"] == str(result.best_trials[0].number)
-    assert float(parent.data.params["best_x"]) == pytest.approx(result.best_params["x"])
+    assert parent.data.tags["role"] == "study" and parent.data.tags["study"] == "t1"
+    # the chosen params under the trials' own keys, rounded for display (exact values in study/trials.csv)
+    assert float(parent.data.params["x"]) == pytest.approx(result.best_params["x"], rel=1e-3)
+    assert "best_x" not in parent.data.params and "timeout" not in parent.data.params  # no empty params
     children = child_runs(run.info.run_id)
     assert len(children) == 8
     assert {c.data.tags["trial_state"] for c in children} == {"COMPLETE"}
+    assert {c.data.tags["role"] for c in children} == {"trial"}
+    assert sorted(c.info.run_name for c in children) == [f"trial {i:03d}" for i in range(8)]
+    assert all("duration_s" not in c.data.metrics for c in children)  # the Duration column says it
     best_child = [c for c in children if c.data.tags["trial_number"] == parent.data.tags["best_trial"]][0]
     assert best_child.data.metrics["val_rmse"] == pytest.approx(result.best_value)
+    # the optimisation history: one step per trial, the best so far never worse than the trial's value
+    client = mlflow.MlflowClient()
+    values = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "study/val_rmse")}
+    best = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "study/best_val_rmse")}
+    assert sorted(values) == sorted(best) == list(range(8))
+    assert all(best[s] == min(values[i] for i in range(s + 1)) for s in range(8))
+    view = json.loads(mlflow.get_experiment(parent.info.experiment_id).tags["mlflow.sharedViewState.trials"])
+    assert view["orderByKey"] == "metrics.`val_rmse`" and view["orderByAsc"] is True
+    assert run.info.run_id in view["searchFilter"] and "tags.role = 'trial'" in view["searchFilter"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "study")}
     assert {"study/trials.csv", "study/optimization_history.png", "study/param_importances.png"} <= artifacts
 
@@ -63,7 +80,7 @@ def test_a_failing_and_a_pruned_trial_do_not_stop_the_study(mlflow_env):
     assert by_number["1"].data.tags["trial_state"] == "FAIL"
     assert "RuntimeError: boom in trial 1" in by_number["1"].data.tags["error"]
     assert by_number["2"].data.tags["trial_state"] == "PRUNED"
-    assert by_number["2"].info.status == "KILLED"
+    assert by_number["2"].info.status == "FINISHED"  # an outcome, not a failure (no red cross in the UI)
     assert by_number["3"].data.tags["trial_state"] == "FAIL"
     assert "val_auc" not in by_number["1"].data.metrics
     assert by_number["0"].data.tags["trial_state"] == "COMPLETE"
@@ -99,16 +116,33 @@ def test_an_interrupt_during_a_trial_kills_the_trial_and_the_parent_run(mlflow_e
     assert mlflow.active_run() is None
 
 
-def test_sqlite_storage_resumes_the_study(mlflow_env, tmp_path):
+def test_sqlite_storage_resumes_the_study_and_n_trials_is_its_total(mlflow_env, tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    for _ in range(2):
-        with family_run("churn", "resumable"):
-            result = run_study(quadratic, options=StudyOptions(study_name="resume-me", n_trials=3, storage=storage),
+    ran = []
+    for total in (3, 5, 5):
+        with family_run("churn", "resumable") as run:
+            result = run_study(quadratic, options=StudyOptions(study_name="resume-me", n_trials=total,
+                                                               storage=storage),
                                metrics="rmse", directions="minimize")
-    assert len(result.study.trials) == 6
+        ran.append(len(child_runs(run.info.run_id)))
+    assert ran == [3, 2, 0]  # 3, then 2 more to reach 5, then none: the study already has 5
     reloaded = optuna.load_study(study_name="resume-me", storage=storage)
-    assert len(reloaded.trials) == 6
+    assert len(reloaded.trials) == 5
     assert reloaded.best_value == pytest.approx(result.best_value)
+
+
+def test_pruned_trials_can_leave_no_run(mlflow_env):
+    def half_pruned(trial):
+        x = trial.suggest_float("x", -1, 1)
+        if trial.number % 2:
+            raise optuna.TrialPruned()
+        return x * x
+
+    with family_run("sarima", "screened") as run:
+        result = run_study(half_pruned, options=StudyOptions(study_name="t-screen", n_trials=6), metrics="mape",
+                           directions="minimize", trial_runs="complete")
+    assert result.n_pruned == 3
+    assert sorted(c.data.tags["trial_number"] for c in child_runs(run.info.run_id)) == ["0", "2", "4"]
 
 
 def test_two_objectives_log_the_pareto_front(mlflow_env):

@@ -55,7 +55,7 @@ def test_parent_run_holds_study_metrics_figures_and_model(trained):
     assert 0 < metrics["val_precision_at_10"] <= 1
     assert metrics["n_trials_complete"] == N_TRIALS
     assert run.data.tags["round_trip_check"].startswith("passed")
-    assert run.data.params["best_similarity"] in {"cosine", "asymmetric", "shrunk"}
+    assert run.data.params["similarity"] in {"cosine", "asymmetric", "shrunk"}  # under the trials' key
     assert pd.Timestamp(run.data.params["val_cutoff"]) < pd.Timestamp(run.data.params["test_cutoff"])
     children = mlflow.search_runs(experiment_ids=[run.info.experiment_id], output_format="list",
                                   filter_string=f"tags.mlflow.parentRunId = '{trained.run_id}'")
@@ -137,7 +137,8 @@ def test_recommend_command_prints_top_k_from_the_latest_model(trained, shop_dir)
     assert [row[1] for row in table[1:]] == expected["product_id"].tolist()
     bought = set(tx.loc[tx["customer_id"] == customer, "product_id"])
     assert not bought & {row[1] for row in table[1:]}
-    cold = run_recommend("--model", f"runs:/{trained.run_id}/model", "--customer", "nobody-at-all", "-k", "3")
+    cold = run_recommend("--model", f"runs:/{trained.run_id}/itemcf-recommender", "--customer", "nobody-at-all",
+                         "-k", "3")
     assert "unknown customer: popular products" in cold
     assert cold.count("popular") >= 4
 
@@ -231,8 +232,9 @@ def test_command_resumes_a_sqlite_study_registers_the_challenger_and_recommends_
     first = train_from_args(parse_args(["train-itemcf", "--data-dir", str(shop_dir), "--n-trials", "2",
                                         "--storage", storage, "--study-name", "resumable"]))
     assert registry.alias_version("storefront-itemcf", registry.CHALLENGER) is None  # train_from_args never registers
-    # the command: same storage and study name resume the study (2 + 2 trials), then the gate registers
-    assert cli_main(["train-itemcf", "--data-dir", str(shop_dir), "--n-trials", "2", "--storage", storage,
+    # the command: same storage and study name resume the study (--n-trials is its total: 2 more), then the gate
+    # registers
+    assert cli_main(["train-itemcf", "--data-dir", str(shop_dir), "--n-trials", "4", "--storage", storage,
                      "--study-name", "resumable", "--timeout", ""]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert len(optuna.load_study(study_name="resumable", storage=storage).trials) == 4

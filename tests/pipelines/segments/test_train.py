@@ -34,7 +34,7 @@ def test_run_logs_study_segments_figures_and_a_positive_silhouette(result):
     m = run.data.metrics
     assert m["test_silhouette"] == pytest.approx(r.test_value) and m["baseline_test_silhouette"] == 0.0
     assert m["n_segments"] == r.extra["k"] and m["n_trials_complete"] == 4
-    assert int(run.data.params["best_k"]) == r.extra["k"]
+    assert int(run.data.params["k"]) == r.extra["k"]  # the chosen k, under the trials' key
     children = mlflow.search_runs([run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{r.run_id}'")
     assert len(children) == 4 and children["metrics.val_silhouette"].notna().all()
     client = mlflow.MlflowClient()
