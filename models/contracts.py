@@ -23,13 +23,15 @@ def _bad_request(message: str):
 @dataclass(frozen=True)
 class Column:
     """One column of a served model's input or output: its name, MLflow type, meaning and, for whole numbers,
-    the inclusive range a request may send (checked by :meth:`whole_number`)."""
+    the inclusive range a request may send (checked by :meth:`whole_number`). An input column with
+    ``required=False`` may be left out of a request, or be null in some rows."""
 
     name: str
     type: str  # an MLflow column type: string, long, double, boolean
     doc: str = ""
     low: int | None = None
     high: int | None = None
+    required: bool = True
 
     def whole_number(self, value, row: int) -> int:
         """``value`` of this column in request row ``row`` as an int within the limits (2.0 is 2; 2.5, true,
@@ -51,7 +53,7 @@ class Column:
 
     def describe(self) -> str:
         limits = f" ({self.low}..{self.high})" if self.low is not None else ""
-        return f"{self.type}{limits}"
+        return f"{self.type}{limits}{'' if self.required else ', optional'}"
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,13 @@ class Contract:
         defaults = dict(defaults or {})
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+        from mlflow.types.schema import AnyType
 
         def specs(columns):
-            return [ColSpec(c.type, c.name) for c in columns]
+            # An optional column is declared AnyType: MLflow's typed checks reject real requests with optional
+            # columns (a JSON 34 for a double, a row without the value for a long); the model checks the values.
+            return [ColSpec(c.type, c.name) if c.required else ColSpec(AnyType(), c.name, required=False)
+                    for c in columns]
 
         return ModelSignature(
             inputs=Schema(inputs if inputs is not None else specs(self.inputs)),
