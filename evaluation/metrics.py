@@ -159,6 +159,23 @@ def map_at_k(relevant: Relevant, recommended: Recommended, k: int) -> float:
     return _mean_over_users(relevant, recommended, k, score)
 
 
+def hit_share(relevant: Relevant, recommended: Recommended, k: int, items: Collection[Hashable]) -> float:
+    """Share of all hits (relevant items in a user's top k) that are among ``items``, in [0, 1]; 0.0 without hits.
+
+    E.g. the share of the hits that are products new in the test window. Counted over the users of ``relevant``.
+    """
+    _check_k(k)
+    items = set(items)
+    n_hits = n_in_items = 0
+    for user, truth in relevant.items():
+        truth = set(truth)
+        for item in _top_k(user, recommended.get(user, ()), k):
+            if item in truth:
+                n_hits += 1
+                n_in_items += item in items
+    return n_in_items / n_hits if n_hits else 0.0
+
+
 def coverage(recommended: Recommended, catalog: Collection[Hashable], k: int | None = None) -> float:
     """Share of the catalogue recommended to at least one user, in [0, 1].
 
