@@ -5,10 +5,13 @@ a compact ``.npz`` written by :meth:`models.recommenders.engine.Recommender.save
 CSR arrays, popularity, and the family's scorer arrays). Loading it needs numpy, pandas and scipy only:
 no Surprise, no pandas pivot, no pickle.
 
-The serving contract is :data:`models.recommenders.contract.CONTRACT`: input rows ``{"customer_id": str}``,
-params ``k`` and ``exclude_purchased``, one output row per recommendation. An unknown customer gets the
-popular products with reason ``popular`` (never an error); a missing ``customer_id`` column, a missing id or a
-parameter out of its limits raises :func:`models.serving.bad_request` (HTTP 400 naming the problem).
+The serving contract is :data:`models.recommenders.contract.CONTRACT`: input rows ``{"customer_id": str}`` plus
+the optional demographic columns ``age``, ``gender``, ``location``, ``profession`` (read only for customers unknown
+to the model), params ``k`` and ``exclude_purchased``, one output row per recommendation. An unknown customer gets
+the products popular with customers like them when the model holds a segment table and the row names a segment,
+else the popular products with reason ``popular`` (never an error); a missing ``customer_id`` column, a missing
+id, a malformed demographic value (:func:`models.recommenders.coldstart.request_demographics`) or a parameter out
+of its limits raises :func:`models.serving.bad_request` (HTTP 400 naming the problem).
 
 The scorers (``itemcf``, ``svdpp``, ``popularity``) and their protocol are described in
 :mod:`models.recommenders.engine`.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 
+from models.recommenders.coldstart import request_demographics
 from models.recommenders.contract import EXCLUDE_PURCHASED, K
 from models.recommenders.engine import Recommender
 from models.serving import as_frame, require_columns, string_column
@@ -45,7 +49,7 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         customer_ids = frame["customer_id"].tolist()
         if not all(type(c) is str for c in customer_ids):  # noqa: E721 - exact str: the common case, fast
             customer_ids = string_column(frame, "customer_id").tolist()
-        return self.recommender.recommend_frame(customer_ids, k, exclude)
+        return self.recommender.recommend_frame(customer_ids, k, exclude, request_demographics(frame))
 
 
 mlflow.models.set_model(RecommenderModel())
