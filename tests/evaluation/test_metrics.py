@@ -223,3 +223,11 @@ def test_hit_share_counts_the_hits_on_given_items():
     assert m.hit_share(relevant, {"u1": ["x"]}, 3, {"new"}) == 0.0  # no hits at all
     with pytest.raises(MetricInputError, match="k must be"):
         m.hit_share(relevant, recommended, 0, {"new"})
+
+
+def test_precision_by_user_holds_the_terms_of_the_mean():
+    relevant = {"u1": {"a", "b"}, "u2": {"c"}, "u3": set()}
+    recommended = {"u1": ["a", "x", "b"], "u2": ["x"]}
+    by_user = m.precision_at_k_by_user(relevant, recommended, 2)
+    assert by_user == {"u1": 0.5, "u2": 0.0}  # u3 has nothing relevant
+    assert np.mean(list(by_user.values())) == m.precision_at_k(relevant, recommended, 2)

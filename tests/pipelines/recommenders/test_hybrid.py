@@ -92,6 +92,9 @@ def test_blend_keeps_weight_zero_unless_a_blend_beats_the_family_on_validation(s
     tuned = hybrid.tune_blend(data, plain, K, n_trials=8, seed=0)
     assert len(tuned.trials) == 8 and tuned.trials["params_weight"].iloc[0] == 0.0
     assert tuned.val_value >= tuned.val_unblended
+    # kept only when clearly better than the family alone: by more than two paired standard errors
+    kept = tuned.best_gain > 0 and tuned.best_gain > hybrid.BLEND_MIN_GAIN_SE * tuned.best_gain_se
+    assert (tuned.weight > 0) == kept
     if tuned.weight > 0:
         assert tuned.val_value > tuned.val_unblended
         blend = tuned.blend(data.tables["products"], plain.product_ids)
