@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -180,8 +180,8 @@ class BlendChoice:
     """The blend chosen on validation (``params["weight"] == 0``: none) and its validation scores."""
 
     params: dict
-    val_value: float  # validation precision@k of the kept blend (of the family alone when none is kept)
-    val_unblended: float
+    val_value: float | None  # validation precision@k of the kept blend (of the family alone when none is kept) ...
+    val_unblended: float | None  # ... and of the family alone; None when the blend was not tuned (no trials)
     trials: pd.DataFrame = field(default_factory=pd.DataFrame, compare=False, repr=False)
     best_gain: float = 0.0  # the best trial's paired gain over the family alone on validation, and its standard error
     best_gain_se: float = 0.0
@@ -273,12 +273,14 @@ class Extras:
                                       segments=segments)
 
 
-def tune_extras(data, baseline, k: int, validation_recommender: Recommender, *, blend_trials: int = BLEND_TRIALS,
-                seed: int = 42) -> Extras:
-    """Choose the cold start and the blend on validation; ``validation_recommender`` is the family's best model
-    fitted on the history before the validation window."""
-    return Extras(choose_cold_start(data, baseline, k),
-                  tune_blend(data, validation_recommender, k, blend_trials, seed))
+def tune_extras(data, baseline, k: int, validation_recommender: Callable[[], Recommender], *,
+                blend_trials: int = BLEND_TRIALS, seed: int = 42) -> Extras:
+    """Choose the cold start and the blend on validation; ``validation_recommender()`` fits the family's best model
+    on the history before the validation window (called only when the blend is tuned: ``blend_trials > 0``)."""
+    cold_start = choose_cold_start(data, baseline, k)
+    if blend_trials < 1:
+        return Extras(cold_start, BlendChoice({"weight": 0.0}, None, None))
+    return Extras(cold_start, tune_blend(data, validation_recommender(), k, blend_trials, seed))
 
 
 def log_extras(extras: Extras, k: int) -> None:
@@ -295,6 +297,9 @@ def log_extras(extras: Extras, k: int) -> None:
     else:
         mlflow.log_param("cold_start_attributes", "none")
     mlflow.log_params({f"blend_{name}": value for name, value in blend.params.items()})
+    if blend.val_value is None:
+        mlflow.set_tag("content_blend", "off (not tuned: --blend-trials 0)")
+        return
     mlflow.log_metrics({f"val_blend_precision_at_{k}": blend.val_value,
                         f"val_unblended_precision_at_{k}": blend.val_unblended,
                         "val_blend_gain": blend.best_gain, "val_blend_gain_se": blend.best_gain_se})
@@ -360,8 +365,8 @@ def segment_metrics(data, recommender: Recommender, baseline, extras: Extras | N
     return metrics, table
 
 
-def log_segment_figure(table: pd.DataFrame, k: int, label: str) -> None:
-    """``plots/precision_by_segment.png`` (bars: population x system) and its CSV."""
+def log_segment_figure(table: pd.DataFrame, k: int, label: str, counts: Mapping[str, int] | None = None) -> None:
+    """``plots/precision_by_segment.png`` (bars: population x system, ``counts`` customers each) and its CSV."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -373,6 +378,8 @@ def log_segment_figure(table: pd.DataFrame, k: int, label: str) -> None:
     shown = table.dropna(how="all").rename(columns={"model": label})
     names = {"all": "all test customers", "warm": "warm", "cold": "cold start (real)",
              "coldsim": "cold start (simulated)"}
+    names = {key: f"{name}\n({counts[key]:,} customers)" if counts and key in counts else name
+             for key, name in names.items()}
     fig, ax = plt.subplots(figsize=(8, 4.5))
     shown.rename(index=names).plot.bar(ax=ax, rot=0)
     ax.set(ylabel=f"precision@{k} (test window)", xlabel="",

@@ -147,7 +147,7 @@ def train(config: ItemCFConfig):
                           metrics=f"precision_at_{k}", directions="maximize", baseline=baseline.test_metrics,
                           enqueue=[default_trial(len(data.catalog), max_neighbours)])
         params = model_params(study.best_params)
-        extras = tune_extras(data, baseline, k, ItemCF(**params).fit(data.log("validation")).recommender(
+        extras = tune_extras(data, baseline, k, lambda: ItemCF(**params).fit(data.log("validation")).recommender(
             baseline.popularity("validation")), blend_trials=config.blend_trials, seed=config.study.seed)
         fit_started = time.monotonic()
         model = ItemCF(**params).fit(data.log("test"))

@@ -332,7 +332,7 @@ def train(config: SVDppConfig):
                            baseline={**baseline.test_metrics, **mean_rating_baseline(test_log, test_pairs)})
         winner, params = refit_choice(result, objective)
         val_log = data.log("validation")
-        extras = tune_extras(data, baseline, k, svdpp_recommender(
+        extras = tune_extras(data, baseline, k, lambda: svdpp_recommender(  # one more fit, only to tune the blend
             fit_svdpp(params, val_log.matrix(), item_labels(data, val_log.product_ids), seed), val_log,
             baseline.popularity("validation")), blend_trials=config.blend_trials, seed=seed)
         fit_started = time.monotonic()

@@ -445,7 +445,10 @@ def finish_training(*, family: str, label: str, run_id: str, recommender: Recomm
     by_segment, precision_table = hybrid.segment_metrics(data, recommender, baseline, extras, k,
                                                          {"model": model_lists, "popularity": baseline_lists})
     mlflow.log_metrics(by_segment)
-    hybrid.log_segment_figure(precision_table, k, label)
+    counts = {"all": len(relevant), **{population: int(by_segment[f"test_{population}_customers"])
+                                       for population in ("warm", "cold", "coldsim")
+                                       if f"test_{population}_customers" in by_segment}}
+    hybrid.log_segment_figure(precision_table, k, label, counts)
 
     log_test_data(data, family, k)
     requests = round_trip_requests(data, recommender)

@@ -32,10 +32,8 @@ def build() -> Recommender:
     return Recommender(scorer, CUSTOMERS, PRODUCTS, purchased, popularity)
 
 
-@pytest.fixture(scope="module")
-def logged(_session_home):
-    """(recommender, model URI, loaded pyfunc), logged once for the module in the session's store."""
-    home = _session_home
+def logged_in(home, make, example):
+    """(recommender, model URI, loaded pyfunc) of ``make()`` logged in the session's store (a fixture's body)."""
     uri = f"sqlite:///{home / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STOREFRONT_HOME", str(home))
@@ -43,10 +41,16 @@ def logged(_session_home):
         mlflow.set_tracking_uri(uri)
         from pipelines.tracking import experiment_id
 
-        rec = build()
+        rec = make()
         with mlflow.start_run(experiment_id=experiment_id("recommender-pyfunc-tests")):
-            info = log_recommender_model(rec, ["C000", "C001"], k=10)
+            info = log_recommender_model(rec, example() if callable(example) else example, k=10)
         yield rec, info.model_uri, mlflow.pyfunc.load_model(info.model_uri)
+
+
+@pytest.fixture(scope="module")
+def logged(_session_home):
+    """(recommender, model URI, loaded pyfunc), logged once for the module in the session's store."""
+    yield from logged_in(_session_home, build, ["C000", "C001"])
 
 
 def predict(model, customers, **params):
@@ -203,22 +207,16 @@ def build_hybrid() -> Recommender:
     return build().with_parts(blend=blend, segments=table)
 
 
+def hybrid_example():
+    from pipelines.recommenders.training import request_frame
+
+    return request_frame(["C000", "someone-new"], {"age": [None, 30], "gender": [None, "Female"]})
+
+
 @pytest.fixture(scope="module")
 def logged_hybrid(_session_home):
-    home = _session_home
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STOREFRONT_HOME", str(home))
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        from pipelines.recommenders.training import request_frame
-        from pipelines.tracking import experiment_id
-
-        rec = build_hybrid()
-        example = request_frame(["C000", "someone-new"], {"age": [None, 30], "gender": [None, "Female"]})
-        with mlflow.start_run(experiment_id=experiment_id("recommender-pyfunc-tests")):
-            info = log_recommender_model(rec, example, k=10)
-        yield rec, info.model_uri, mlflow.pyfunc.load_model(info.model_uri)
+    """The same for :func:`build_hybrid`, with demographics in the input example."""
+    yield from logged_in(_session_home, build_hybrid, hybrid_example)
 
 
 @pytest.mark.e2e

@@ -100,6 +100,9 @@ def test_blend_keeps_weight_zero_unless_a_blend_beats_the_family_on_validation(s
         blend = tuned.blend(data.tables["products"], plain.product_ids)
         assert blend.weight == tuned.weight and blend.normalisation == tuned.params["normalisation"]
     assert hybrid.tune_blend(data, plain, K, n_trials=0).params == {"weight": 0.0}
+    # without blend trials the family's validation model is never fitted
+    untuned = hybrid.tune_extras(data, baseline, K, lambda: pytest.fail("fitted"), blend_trials=0)
+    assert untuned.blend.weight == 0.0 and untuned.blend.val_value is None and untuned.cold_start is not None
 
 
 def test_segment_metrics_split_the_test_customers_and_score_each_system_on_them(shop):
