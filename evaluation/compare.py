@@ -1,9 +1,13 @@
-"""Champion-versus-challenger comparison: a pure decision on two scores of the same test data."""
+"""Champion-versus-challenger comparison: a pure decision on two scores of the same test data, and the paired gain
+of one model over another on the same users."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 
 @dataclass(frozen=True)
@@ -33,3 +37,14 @@ def compare_scores(challenger: float, reference: float, *, higher_is_better: boo
     reason = (f"challenger {metric} {challenger:.4f} {word} {reference_name} {reference:.4f} "
               f"(needs {sign} by more than {margin:g})")
     return Verdict(wins, challenger, reference, margin, reason)
+
+
+def paired_gain(challenger: ArrayLike, reference: ArrayLike) -> tuple[float, float]:
+    """``(mean, standard error)`` of ``challenger - reference`` over paired units (e.g. each user's precision@k of
+    two models on the same users); the standard error is 0 for a single unit."""
+    a, b = np.asarray(challenger, dtype=float), np.asarray(reference, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"challenger and reference must be paired 1-D arrays, got shapes {a.shape} and {b.shape}")
+    difference = a - b
+    se = float(difference.std(ddof=1) / math.sqrt(difference.size)) if difference.size > 1 else 0.0
+    return float(difference.mean()), se

@@ -90,23 +90,30 @@ def _binary(y_true: ArrayLike, y_score: ArrayLike, score_name: str, probability:
 # --- ranking ------------------------------------------------------------------------------------
 
 
-def _mean_over_users(
+def _per_user(
     relevant: Relevant, recommended: Recommended, k: int, score: Callable[[np.ndarray, int], float]
-) -> float:
-    """Mean of ``score(hits, n_relevant)`` over users with at least one relevant item.
+) -> dict[Hashable, float]:
+    """``score(hits, n_relevant)`` of each user with at least one relevant item, in the order of ``relevant``.
 
     ``hits`` is a boolean array over the user's top-k recommendations (possibly shorter than k).
     """
     _check_k(k)
-    scores = []
+    scores = {}
     for user, items in relevant.items():
         truth = set(items)
         if truth:
             top = _top_k(user, recommended.get(user, ()), k)
-            scores.append(score(np.array([item in truth for item in top], dtype=bool), len(truth)))
+            scores[user] = float(score(np.array([item in truth for item in top], dtype=bool), len(truth)))
     if not scores:
         raise MetricInputError("relevant has no user with at least one relevant item")
-    return float(np.mean(scores))
+    return scores
+
+
+def _mean_over_users(
+    relevant: Relevant, recommended: Recommended, k: int, score: Callable[[np.ndarray, int], float]
+) -> float:
+    """Mean of ``score(hits, n_relevant)`` over users with at least one relevant item."""
+    return float(np.mean(list(_per_user(relevant, recommended, k, score).values())))
 
 
 def _discounts(n: int) -> np.ndarray:
@@ -121,6 +128,11 @@ def precision_at_k(relevant: Relevant, recommended: Recommended, k: int) -> floa
     k larger than the catalogue caps the score below 1.
     """
     return _mean_over_users(relevant, recommended, k, lambda hits, _: hits.sum() / k)
+
+
+def precision_at_k_by_user(relevant: Relevant, recommended: Recommended, k: int) -> dict[Hashable, float]:
+    """Each user's precision@k (the terms :func:`precision_at_k` averages), for paired comparisons."""
+    return _per_user(relevant, recommended, k, lambda hits, _: hits.sum() / k)
 
 
 def recall_at_k(relevant: Relevant, recommended: Recommended, k: int) -> float:
@@ -157,6 +169,23 @@ def map_at_k(relevant: Relevant, recommended: Recommended, k: int) -> float:
         return precision[hits].sum() / min(k, n_relevant)
 
     return _mean_over_users(relevant, recommended, k, score)
+
+
+def hit_share(relevant: Relevant, recommended: Recommended, k: int, items: Collection[Hashable]) -> float:
+    """Share of all hits (relevant items in a user's top k) that are among ``items``, in [0, 1]; 0.0 without hits.
+
+    E.g. the share of the hits that are products new in the test window. Counted over the users of ``relevant``.
+    """
+    _check_k(k)
+    items = set(items)
+    n_hits = n_in_items = 0
+    for user, truth in relevant.items():
+        truth = set(truth)
+        for item in _top_k(user, recommended.get(user, ()), k):
+            if item in truth:
+                n_hits += 1
+                n_in_items += item in items
+    return n_in_items / n_hits if n_hits else 0.0
 
 
 def coverage(recommended: Recommended, catalog: Collection[Hashable], k: int | None = None) -> float:

@@ -3,7 +3,10 @@
 * Recommenders: the last ``test_days`` of purchases are the test window, the ``val_days`` before them the
   validation window; tuning fits on the history before the validation window (:func:`recommender_windows`,
   built on :func:`default_cutoffs` and :func:`validation_cutoff`). :func:`per_user_latest_fraction_split`
-  holds out each user's most recent rows instead (the MovieLens benchmarks).
+  holds out each user's most recent rows instead (the MovieLens benchmarks). Inside a window, the customers
+  fall into warm and cold-start groups and the products into new and known ones (:func:`cold_start_groups`,
+  :func:`new_products`); cold start is also measured on customers whose history is cut to zero, fold by fold
+  (:func:`customer_folds`).
 * Churn and next-category snapshots: features at a cutoff, labels in the window after it; tuning fits on
   snapshots whose label windows end before the validation cutoff, the refit on those ending by the test
   cutoff (:func:`snapshot_plan`).
@@ -19,6 +22,7 @@ offending numbers.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,6 +193,36 @@ def recommender_windows(dates: ArrayLike, test_days: int, val_days: int) -> Wind
     val_cutoff, test_cutoff = default_cutoffs(dates, test_days, val_days)
     _, last = _date_bounds(dates)
     return Windows(val_cutoff, test_cutoff, last.normalize() + pd.Timedelta(days=1))
+
+
+def cold_start_groups(customers: Iterable, bought_before: Collection, with_demographics: Collection
+                      ) -> dict[str, list]:
+    """The customers of a window by what is known of them at its cutoff, each list in the given order.
+
+    ``warm``: a purchase before the cutoff (``bought_before``). ``cold``: no purchase before it, demographics
+    known (``with_demographics``). A customer with neither is in no group (nothing is known to personalise with).
+    """
+    bought, described = set(bought_before), set(with_demographics)
+    customers = list(customers)
+    return {"warm": [c for c in customers if c in bought],
+            "cold": [c for c in customers if c not in bought and c in described]}
+
+
+def new_products(window_products: Iterable, sold_before: Iterable) -> set:
+    """The products bought in a window that were never sold before its cutoff."""
+    return set(window_products) - set(sold_before)
+
+
+def customer_folds(customers: Iterable, n_folds: int = 5, seed: int = 0) -> list[list]:
+    """A seeded random partition of the distinct ``customers`` (sorted first, so the order given does not matter)
+    into ``n_folds`` folds of near-equal size, each sorted: cut-to-zero populations, fitted without their
+    history one fold at a time. Raises when there are fewer customers than folds."""
+    _positive_int("n_folds", n_folds)
+    ids = sorted(set(customers))
+    if len(ids) < n_folds:
+        raise SplitError(f"{len(ids)} customer(s) cannot fill n_folds={n_folds} folds")
+    fold = np.random.default_rng(seed).permutation(len(ids)) % n_folds
+    return [[c for c, f in zip(ids, fold) if f == k] for k in range(n_folds)]
 
 
 # --------------------------------------------------------------------------- snapshots

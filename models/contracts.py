@@ -81,7 +81,8 @@ def _bad_request(message: str):
 @dataclass(frozen=True)
 class Column:
     """One column of a served model's input or output: its name, MLflow type, meaning and, for whole numbers,
-    the inclusive range a request may send (checked by :meth:`whole_number`)."""
+    the inclusive range a request may send (checked by :meth:`whole_number`). An input column with
+    ``required=False`` may be left out of a request, or be null in some rows."""
 
     name: str
     type: str  # an MLflow column type: string, long, double, boolean
@@ -89,6 +90,7 @@ class Column:
     low: int | None = None
     high: int | None = None
     nullable: bool = False  # an input the model imputes: a request may send null (else null is a 400)
+    required: bool = True  # False: an optional input, which a request may leave out or send as null (unknown)
 
     def whole_number(self, value, row: int) -> int:
         """``value`` of this column in request row ``row`` as an int within the limits (2.0 is 2; 2.5, true,
@@ -110,11 +112,13 @@ class Column:
 
     def describe(self) -> str:
         limits = f" ({self.low}..{self.high})" if self.low is not None else ""
-        return f"{self.type}{limits}"
+        return f"{self.type}{limits}{'' if self.required else ', optional'}"
 
     @property
     def null(self) -> str:
-        """What a null in this input column gets: imputed, or HTTP 400."""
+        """What a null in this input column gets: unknown (an optional input), imputed, or HTTP 400."""
+        if not self.required:
+            return "unknown"
         return "imputed" if self.nullable else "400"
 
     def colspec(self):
@@ -122,6 +126,8 @@ class Column:
         from mlflow.types import ColSpec
         from mlflow.types.schema import AnyType
 
+        if not self.required:  # MLflow's typed checks would refuse a row without it: the model checks it
+            return ColSpec(AnyType(), self.name, required=False)
         return ColSpec(AnyType() if self.type in ("long", "double") else self.type, self.name)
 
 

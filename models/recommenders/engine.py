@@ -7,7 +7,10 @@ A :class:`Recommender` holds everything a request needs as plain numpy arrays, c
 * the purchase histories as a CSR matrix (customers x products, boolean): what ``exclude_purchased``
   removes;
 * ``popularity`` (one float per product): the cold-start ranking and the tie-breaker;
-* a *scorer* of one family (see :class:`Scorer`), which turns a customer index into one score per product.
+* a *scorer* of one family (see :class:`Scorer`), which turns a customer index into one score per product;
+* optionally a content blend (:class:`models.recommenders.content.ContentBlend`), a post-scorer applied to any
+  family's scores, and a demographic segment table (:class:`models.recommenders.coldstart.SegmentTable`),
+  consulted only for customers unknown to the model.
 
 It saves to, and loads from, one compact ``.npz`` file (no pickles): the pyfunc serving class
 (``models/recommenders/pyfunc.py``) loads it once and answers each request with a few vector operations.
@@ -32,8 +35,10 @@ A scorer is any class with:
 
 Ranking: products by score, highest first; equal scores by popularity (more popular first), then by
 index. Excluded products (already bought, when ``exclude_purchased``) are never returned; a list is
-shorter than ``k`` only when the catalogue runs out. Unknown customers get the popular products with
-reason ``popular``.
+shorter than ``k`` only when the catalogue runs out. An unknown customer gets the top of their segment's row
+of the segment table when the request's demographics name a segment the table knows (reason
+``popular with customers like you (<segment>)``), else the popular products with reason ``popular``. A known
+customer's answer never reads the request's demographics.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from models.recommenders.coldstart import SEGMENT_REASON, Demographics, SegmentTable
+from models.recommenders.content import ContentBlend
 from models.threads import row_blocks, thread_map
 
 logger = logging.getLogger(__name__)
@@ -56,7 +63,9 @@ SCORER_CLASSES: dict[str, str] = {
     "itemcf": "models.recommenders.itemcf:ItemCFScorer",
     "svdpp": "models.recommenders.svdpp:FactorScorer",
     "popularity": "models.recommenders.popularity:PopularityScorer",
+    "segment": "models.recommenders.coldstart:SegmentScorer",
 }
+_KEEP = object()
 ENGINE_KEYS = ("kind", "customer_ids", "product_ids", "purchased_indptr", "purchased_indices", "popularity")
 POPULAR_REASON = "popular"
 OUTPUT_COLUMNS = ["customer_id", "rank", "product_id", "score", "reason"]
@@ -131,6 +140,14 @@ def rank_top_k(scores: np.ndarray, k: int, tie_rank: np.ndarray,
     return indices, values
 
 
+def tie_ranks(popularity: np.ndarray) -> np.ndarray:
+    """Each product's place among equal scores: the more popular first, then the lower index (0 first)."""
+    popularity = np.asarray(popularity, dtype=float)
+    ranks = np.empty(len(popularity), dtype=np.int64)
+    ranks[np.argsort(-popularity, kind="stable")] = np.arange(len(popularity))
+    return ranks
+
+
 def _rank_one(scores: np.ndarray, k: int, tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`rank_top_k` for one row (a request): the same order, without touching every column twice."""
     n_cols = len(scores)
@@ -143,9 +160,11 @@ def _rank_one(scores: np.ndarray, k: int, tie_rank: np.ndarray) -> tuple[np.ndar
 
 
 class Recommender:
-    """Top-k recommendations from a fitted scorer, with purchase exclusion and a popularity fallback."""
+    """Top-k recommendations from a fitted scorer, with purchase exclusion, an optional content blend and a
+    demographic or popularity fallback for unknown customers."""
 
-    def __init__(self, scorer: Scorer, customer_ids, product_ids, purchased: sparse.spmatrix, popularity):
+    def __init__(self, scorer: Scorer, customer_ids, product_ids, purchased: sparse.spmatrix, popularity, *,
+                 blend: ContentBlend | None = None, segments: SegmentTable | None = None):
         self.scorer = scorer
         self.kind = scorer.kind
         self.customer_ids = np.asarray(customer_ids, dtype=str)
@@ -158,13 +177,21 @@ class Recommender:
             raise ValueError(f"purchased has shape {self.purchased.shape}, expected ({n_users}, {n_items})")
         if self.popularity.shape != (n_items,):
             raise ValueError(f"popularity has shape {self.popularity.shape}, expected ({n_items},)")
+        for name, part in (("blend", blend), ("segments", segments)):
+            if part is not None and part.n_products != n_items:
+                raise ValueError(f"{name} covers {part.n_products} products, expected {n_items}")
+        self.blend, self.segments = blend, segments
         self._index = {cid: i for i, cid in enumerate(self.customer_ids.tolist())}
         if len(self._index) != n_users:
             raise ValueError("customer_ids are not unique")
-        # Ties go to the more popular product, then to the lower index.
-        self.tie_rank = np.empty(n_items, dtype=np.int64)
-        self.tie_rank[np.argsort(-self.popularity, kind="stable")] = np.arange(n_items)
+        self.tie_rank = tie_ranks(self.popularity)
         self._popular_order = np.argsort(self.tie_rank)  # = tie order
+
+    def with_parts(self, *, blend: ContentBlend | None = _KEEP, segments: SegmentTable | None = _KEEP) -> "Recommender":
+        """The same recommender with another content blend and/or segment table (None removes one)."""
+        return Recommender(self.scorer, self.customer_ids, self.product_ids, self.purchased, self.popularity,
+                           blend=self.blend if blend is _KEEP else blend,
+                           segments=self.segments if segments is _KEEP else segments)
 
     # --- persistence -----------------------------------------------------------------------------
 
@@ -177,11 +204,14 @@ class Recommender:
             "purchased_indices": self.purchased.indices.astype(np.int32),
             "popularity": self.popularity,
         }
-        own = self.scorer.to_arrays()
-        clash = sorted(set(own) & set(arrays))
-        if clash:
-            raise ValueError(f"scorer {self.kind!r} uses engine key(s) {clash}")
-        return {**arrays, **own}
+        for owner, part in ((f"scorer {self.kind!r}", self.scorer), ("the blend", self.blend),
+                            ("the segment table", self.segments)):
+            own = part.to_arrays() if part is not None else {}
+            clash = sorted(set(own) & set(arrays))
+            if clash:
+                raise ValueError(f"{owner} uses engine key(s) {clash}")
+            arrays.update(own)
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> "Recommender":
@@ -195,7 +225,8 @@ class Recommender:
             shape=(len(customer_ids), len(product_ids)),
         )
         scorer = scorer_class(str(arrays["kind"])).from_arrays(arrays)
-        return cls(scorer, customer_ids, product_ids, purchased, arrays["popularity"])
+        return cls(scorer, customer_ids, product_ids, purchased, arrays["popularity"],
+                   blend=ContentBlend.from_arrays(arrays), segments=SegmentTable.from_arrays(arrays))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -243,6 +274,8 @@ class Recommender:
         def rank_chunk(positions: np.ndarray) -> None:
             rows = user_indices[positions]
             scores = np.asarray(self.scorer.score_users(rows), dtype=float)
+            if self.blend is not None:
+                scores = self.blend.apply(scores, self.purchased[rows])
             if exclude_purchased:
                 scores = self._exclude(scores, rows)
             out_idx[positions], out_val[positions] = rank_top_k(scores, width, self.tie_rank, self._popular_order)
@@ -250,43 +283,88 @@ class Recommender:
         thread_map(rank_chunk, row_blocks(len(user_indices), chunk_size))
         return out_idx, out_val
 
-    def recommend_all(self, customer_ids, k: int, exclude_purchased: bool = True) -> dict[str, list[str]]:
-        """``{customer_id: [product_id, ...]}`` best first, for many customers at once (unknown: popular)."""
+    def segment_rows(self, customer_ids: list[str], demographics: Demographics | None) -> dict[int, tuple[int, str]]:
+        """``{position in customer_ids: (segment row, segment label)}`` of the unknown customers whose demographics
+        name a segment of the table; every other customer is answered without demographics."""
+        if self.segments is None or not demographics:
+            return {}
+        unknown = [i for i, c in enumerate(customer_ids) if c not in self._index]
+        if not unknown:
+            return {}
+        values = {a: [column[i] for i in unknown] for a, column in demographics.items()}
+        rows, labels = self.segments.lookup(values, len(unknown))
+        return {i: (int(row), label) for i, row, label in zip(unknown, rows.tolist(), labels) if label}
+
+    def segment_items(self, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top-k products of a segment row (ties by popularity): ``(product indices, scores)``."""
+        return _rank_one(self.segments.scores(row), min(int(k), self.n_products), self.tie_rank)
+
+    def top_k_all(self, customer_ids, k: int, exclude_purchased: bool = True,
+                  demographics: Demographics | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(product indices, scores)`` best first for each customer, computed for all at once: known customers
+        by the scorer (vectorised), unknown ones by their segment or popularity."""
         customer_ids = [str(c) for c in customer_ids]
         positions = [self._index.get(c) for c in customer_ids]
+        popular = self.popular(k)
+        result = [(popular, self.popularity[popular])] * len(customer_ids)
+        by_row: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for i, (row, _) in self.segment_rows(customer_ids, demographics).items():
+            if row not in by_row:
+                by_row[row] = self.segment_items(row, k)
+            result[i] = by_row[row]
         known = [i for i, p in enumerate(positions) if p is not None]
-        popular = self.product_ids[self.popular(k)].tolist()
-        result = {c: popular for c in customer_ids}
         if known:
-            idx, _ = self.top_k_indices([positions[i] for i in known], k, exclude_purchased)
-            for i, row in zip(known, idx):
-                result[customer_ids[i]] = self.product_ids[row[row >= 0]].tolist()
+            idx, vals = self.top_k_indices([positions[i] for i in known], k, exclude_purchased)
+            for i, items, values in zip(known, idx, vals):
+                keep = items >= 0
+                result[i] = (items[keep], values[keep])
         return result
+
+    def recommend_all(self, customer_ids, k: int, exclude_purchased: bool = True,
+                      demographics: Demographics | None = None) -> dict[str, list[str]]:
+        """``{customer_id: [product_id, ...]}`` best first, for many customers at once (see :meth:`top_k_all`)."""
+        customer_ids = [str(c) for c in customer_ids]
+        lists = self.top_k_all(customer_ids, k, exclude_purchased, demographics)
+        return {c: self.product_ids[items].tolist() for c, (items, _) in zip(customer_ids, lists)}
 
     def recommend_items(self, customer_id: str, k: int, exclude_purchased: bool = True
                         ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """One customer's top-k: ``(product indices, scores, reasons)``, best first."""
+        """One customer's top-k: ``(product indices, scores, reasons)``, best first (unknown: popular)."""
         position = self._index.get(customer_id)
         if position is None:
             items = self.popular(k)
             return items, self.popularity[items], [POPULAR_REASON] * len(items)
-        scores = np.array(self.scorer.scores(position), dtype=float)
+        base = np.array(self.scorer.scores(position), dtype=float)
+        scores = base if self.blend is None else self.blend.apply(base, self.purchased[position])[0]
+        start, end = self.purchased.indptr[position:position + 2]
         if exclude_purchased:
-            start, end = self.purchased.indptr[position:position + 2]
             scores[self.purchased.indices[start:end]] = -np.inf
         items, scores = _rank_one(scores, min(int(k), self.n_products), self.tie_rank)
         keep = items >= 0
         items, scores = items[keep], scores[keep]
         explain = getattr(self.scorer, "reasons", None)
         reasons = explain(position, items) if explain else [f"{self.kind} score"] * len(items)
+        if self.blend is not None:
+            reasons = self.blend.explain(base, self.purchased.indices[start:end], items, reasons, self.product_ids)
         return items, scores, reasons
 
-    def recommend_frame(self, customer_ids, k: int, exclude_purchased: bool = True) -> pd.DataFrame:
-        """Rows ``customer_id, rank, product_id, score, reason`` for each customer, in request order."""
+    def recommend_frame(self, customer_ids, k: int, exclude_purchased: bool = True,
+                        demographics: Demographics | None = None) -> pd.DataFrame:
+        """Rows ``customer_id, rank, product_id, score, reason`` for each customer, in request order.
+
+        ``demographics`` (attribute -> one value per customer, checked: see :mod:`models.recommenders.coldstart`)
+        is read only for customers unknown to the model.
+        """
+        customer_ids = [str(c) for c in customer_ids]
+        segments = self.segment_rows(customer_ids, demographics)
         records = []
-        for customer_id in customer_ids:
-            customer_id = str(customer_id)
-            items, scores, reasons = self.recommend_items(customer_id, k, exclude_purchased)
+        for i, customer_id in enumerate(customer_ids):
+            if i in segments:
+                row, label = segments[i]
+                items, scores = self.segment_items(row, k)
+                reasons = [SEGMENT_REASON.format(label=label)] * len(items)
+            else:
+                items, scores, reasons = self.recommend_items(customer_id, k, exclude_purchased)
             records.extend(zip([customer_id] * len(items), range(1, len(items) + 1),
                                self.product_ids[items].tolist(), scores.tolist(), reasons))
         if not records:

@@ -23,21 +23,27 @@ def popularity_scores(transactions: pd.DataFrame, product_ids, *, reference_date
     reference_date)`` count; ``reference_date`` defaults to the day after the last purchase.
     """
     product_index = pd.Index(np.asarray(product_ids, dtype=str))
-    dates = transactions["purchase_date"]
-    reference = (pd.Timestamp(dates.max()).normalize() + pd.Timedelta(days=1) if reference_date is None
-                 else pd.Timestamp(reference_date))
-    in_window = dates < reference
-    if window_days is not None:
-        if window_days < 1:
-            raise ValueError(f"window_days must be a positive number of days, got {window_days!r}")
-        in_window &= dates >= reference - pd.Timedelta(days=window_days)
-    recent = transactions.loc[in_window, ["customer_id", "product_id"]]
+    recent = transactions.loc[window_mask(transactions["purchase_date"], reference_date, window_days),
+                              ["customer_id", "product_id"]]
     codes = product_index.get_indexer(recent["product_id"].astype(str))
     recent = recent.assign(item=codes)[codes >= 0]
     n = len(product_index)
     purchases = np.bincount(recent["item"].to_numpy(), minlength=n).astype(float)
     buyers = np.bincount(recent.drop_duplicates(["customer_id", "item"])["item"].to_numpy(), minlength=n)
     return buyers + purchases / (1.0 + purchases.max(initial=0.0))
+
+
+def window_mask(dates: pd.Series, reference_date=None, window_days: int | None = None) -> pd.Series:
+    """True for the dates in ``[reference_date - window_days, reference_date)`` (all before the reference date when
+    ``window_days`` is None); ``reference_date`` defaults to the day after the last date."""
+    reference = (pd.Timestamp(dates.max()).normalize() + pd.Timedelta(days=1) if reference_date is None
+                 else pd.Timestamp(reference_date))
+    mask = dates < reference
+    if window_days is not None:
+        if window_days < 1:
+            raise ValueError(f"window_days must be a positive number of days, got {window_days!r}")
+        mask &= dates >= reference - pd.Timedelta(days=window_days)
+    return mask
 
 
 class PopularityRecommender:

@@ -5,11 +5,15 @@ a compact ``.npz`` written by :meth:`models.recommenders.engine.Recommender.save
 CSR arrays, popularity, and the family's scorer arrays). Loading it needs numpy, pandas and scipy only:
 no Surprise, no pandas pivot, no pickle.
 
-The serving contract is :data:`models.recommenders.contract.CONTRACT`: input rows ``{"customer_id": str}``,
-params ``k`` and ``exclude_purchased``, one output row per recommendation. An unknown customer gets the
-popular products with reason ``popular`` (never an error); a missing ``customer_id`` column, a missing id, an id
-that is neither a string nor an integer, a parameter out of its limits (``k`` 2.5) or more rows than the row limit
-(:func:`models.contracts.row_limit`) raises :func:`models.serving.bad_request` (HTTP 400 naming the problem).
+The serving contract is :data:`models.recommenders.contract.CONTRACT`: input rows ``{"customer_id": str}`` plus
+the optional demographic columns ``age``, ``gender``, ``location``, ``profession`` (read only for customers unknown
+to the model), params ``k`` and ``exclude_purchased``, one output row per recommendation. An unknown customer gets
+the products popular with customers like them when the model holds a segment table and the row names a segment,
+else the popular products with reason ``popular`` (never an error); a missing ``customer_id`` column, a missing
+id, an id that is neither a string nor an integer, a malformed demographic value
+(:func:`models.recommenders.coldstart.request_demographics`), a parameter out of its limits (``k`` 2.5) or more
+rows than the row limit (:func:`models.contracts.row_limit`) raises :func:`models.serving.bad_request` (HTTP 400
+naming the problem).
 
 The scorers (``itemcf``, ``svdpp``, ``popularity``) and their protocol are described in
 :mod:`models.recommenders.engine`.
@@ -21,6 +25,7 @@ import mlflow
 import pandas as pd
 
 from models.contracts import MAX_ROWS, row_limit
+from models.recommenders.coldstart import request_demographics
 from models.recommenders.contract import EXCLUDE_PURCHASED, K
 from models.recommenders.engine import Recommender
 from models.serving import as_frame, check_rows, require_columns, string_values
@@ -48,7 +53,7 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         exclude = EXCLUDE_PURCHASED.read(params)
         require_columns(frame, ["customer_id"])
         customer_ids = string_values(frame["customer_id"].tolist(), "customer_id")
-        return self.recommender.recommend_frame(customer_ids, k, exclude)
+        return self.recommender.recommend_frame(customer_ids, k, exclude, request_demographics(frame))
 
 
 mlflow.models.set_model(RecommenderModel())

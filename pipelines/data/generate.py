@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 HELP = "generate the synthetic shop tables (customers, products, transactions, events)"
 DOCS = "README.md#data"
 
-DEFAULTS = {"customers": 5000, "products": 200, "years": 3, "seed": 42, "format": "parquet"}
+DEFAULTS = {"customers": 5000, "products": 200, "years": 3, "seed": 42, "format": "parquet", "demographic_strength": 1.0}
 START = "2023-01-01"
 
 
@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=DEFAULTS["seed"], help="random seed; same seed, same tables (default: %(default)s)"
     )
+    parser.add_argument(
+        "--demographic-strength", type=float, default=DEFAULTS["demographic_strength"],
+        help="how strongly gender and age tilt what customers buy, 0..10; 1 is the default shop, 3 a strong "
+             "demographic signal (default: %(default)s)")
     parser.add_argument(
         "--output-dir", default=None, help="folder for the tables (default: <project root>/data/generated)"
     )
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.data.tables import TABLE_FILES
     from pipelines.outputs import check_output_folder
 
-    validate_parameters(args.customers, args.products, args.years)
+    validate_parameters(args.customers, args.products, args.years, args.demographic_strength)
     output_dir = Path(args.output_dir).expanduser().resolve() if args.output_dir else tracking.default_data_dir()
     check_output_folder(output_dir, TABLE_FILES, args.overwrite, "--output-dir", probe=True)  # before minutes of work
     params = {
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "products": args.products,
         "years": args.years,
         "seed": args.seed,
+        "demographic_strength": args.demographic_strength,
         "start": START,
         "format": args.format,
         "output_dir": str(output_dir),
@@ -109,6 +114,7 @@ def generate(params: dict, output_dir: Path, fmt: str, overwrite: bool = False):
         seed=params["seed"],
         start=params["start"],
         progress=progress,
+        demographic_strength=params.get("demographic_strength", 1.0),
     )
     written = write_tables(tables, output_dir, fmt, overwrite=overwrite)
     progress(f"wrote {len(written)} {fmt} files to {output_dir}")

@@ -6,7 +6,8 @@ last ``--test-days`` days of purchases; tuning fits on the history before the va
 Optuna searches the similarity (cosine, asymmetric cosine with ``alpha``, shrunk cosine with
 ``shrinkage``), the neighbourhood size, the recency half-life of interactions and the weights of product
 views and add-to-carts. The best parameters are refit on all history before the test cutoff and scored
-once on the test window.
+once on the test window. After the study, the demographic cold start and the content blend are chosen on
+validation too (:mod:`pipelines.recommenders.hybrid`, ``--blend-trials``).
 
 Logs one parent run in the experiment ``storefront-itemcf``: the data inputs, the popularity baseline
 (``baseline_test_*``), one nested run per trial (``val_precision_at_10``), the best params, the test
@@ -126,6 +127,7 @@ def train(config: ItemCFConfig):
 
     from models.recommenders.itemcf import ItemCF
     from pipelines.recommenders import training as rt
+    from pipelines.recommenders.hybrid import tune_extras
     from pipelines.mlflow_logging import family_run
     from pipelines.study import run_study
     from pipelines.tracking import default_data_dir
@@ -144,12 +146,15 @@ def train(config: ItemCFConfig):
         study = run_study(make_objective(data, baseline, k, max_neighbours), options=study_options,
                           metrics=f"precision_at_{k}", directions="maximize", baseline=baseline.test_metrics,
                           enqueue=[default_trial(len(data.catalog), max_neighbours)])
+        params = model_params(study.best_params)
+        extras = tune_extras(data, baseline, k, lambda: ItemCF(**params).fit(data.log("validation")).recommender(
+            baseline.popularity("validation")), blend_trials=config.blend_trials, seed=config.study.seed)
         fit_started = time.monotonic()
-        model = ItemCF(**model_params(study.best_params)).fit(data.log("test"))
+        model = ItemCF(**params).fit(data.log("test"))
         recommender = model.recommender(baseline.popularity("test"))
         mlflow.log_metric("fit_seconds", time.monotonic() - fit_started)
         result = rt.finish_training(family=FAMILY.name, label=FAMILY.title, run_id=run.info.run_id,
-                                    recommender=recommender, data=data, baseline=baseline, k=k)
+                                    recommender=recommender, data=data, baseline=baseline, k=k, extras=extras)
         mlflow.log_metric("wall_seconds", time.monotonic() - started)
     return result
 

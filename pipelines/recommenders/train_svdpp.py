@@ -29,7 +29,9 @@ the sum over customers of (pairs incl. negatives)^2``. The ranges are capped whe
 (5,000 customers, ~55,000 pairs) stays within seconds (4-40 factors, 10-40 epochs, 0.5-2.5 negatives per
 pair), and the default budget (25 trials or 100 seconds of starting trials) keeps the whole entry point
 within minutes (docs/recommenders.md). ``--tuning-customers N`` fits the trials on N random customers (and scores
-them on those customers) for larger data; the winner is always refit on every customer.
+them on those customers) for larger data; the winner is always refit on every customer. After the study, the
+demographic cold start and the content blend are chosen on validation (:mod:`pipelines.recommenders.hybrid`,
+``--blend-trials``; the blend is tuned on the winner refit on the history before the validation window).
 
 Logs one parent run in the experiment ``storefront-svdpp``: the data inputs, the popularity baseline
 (``baseline_test_*`` ranking metrics; ``baseline_test_rmse``/``mae`` of the mean-rating predictor), one nested
@@ -305,6 +307,7 @@ def train(config: SVDppConfig):
     import mlflow
 
     from pipelines.recommenders import training as rt
+    from pipelines.recommenders.hybrid import tune_extras
     from pipelines.mlflow_logging import family_run
     from pipelines.study import run_study
     from pipelines.tracking import default_data_dir
@@ -328,6 +331,10 @@ def train(config: SVDppConfig):
                            enqueue=INITIAL_TRIALS[objective],
                            baseline={**baseline.test_metrics, **mean_rating_baseline(test_log, test_pairs)})
         winner, params = refit_choice(result, objective)
+        val_log = data.log("validation")
+        extras = tune_extras(data, baseline, k, lambda: svdpp_recommender(  # one more fit, only to tune the blend
+            fit_svdpp(params, val_log.matrix(), item_labels(data, val_log.product_ids), seed), val_log,
+            baseline.popularity("validation")), blend_trials=config.blend_trials, seed=seed)
         fit_started = time.monotonic()
         test_matrix = test_log.matrix()
         model = fit_svdpp(params, test_matrix, item_labels(data, test_log.product_ids), seed)
@@ -338,7 +345,7 @@ def train(config: SVDppConfig):
         recommender = svdpp_recommender(model, test_log, baseline.popularity("test"))
         train_result = rt.finish_training(family=FAMILY.name, label=FAMILY.title, run_id=run.info.run_id,
                                           recommender=recommender, data=data, baseline=baseline, k=k,
-                                          extra_metrics=errors)
+                                          extras=extras, extra_metrics=errors)
         train_result.extra.update({"objective": objective, "refit_trial": winner.number, "params": params,
                                    "test_rmse": errors["rmse"], "test_mae": errors["mae"]})
         mlflow.log_metric("wall_seconds", time.monotonic() - started)

@@ -8,7 +8,9 @@
   exclude purchased products by default, so a repeat purchase cannot be hit and is not counted).
 * Evaluation: a fitted :class:`models.recommenders.engine.Recommender`'s top-k for every customer with relevant
   items, scored by :func:`evaluation.metrics.evaluate_ranking` (``precision_at_10``, ..., ``coverage``,
-  ``personalization``). Customers unknown at the cutoff get the popular products, as when served.
+  ``personalization``). Customers unknown at the cutoff get what they get when served with their demographics
+  from the customers table: their segment's products, or the popular ones. The cold start, the content blend
+  and the metrics by customer segment are :mod:`pipelines.recommenders.hybrid`.
 * Popularity baseline: the same engine with :class:`models.recommenders.popularity.PopularityScorer`; its window
   (recent days counted) is chosen on the validation window. Its ``baseline_test_*`` metrics go to the study.
 * :func:`finish_training`: test metrics, figures (precision@k for k = 1..20 against popularity,
@@ -33,6 +35,7 @@ import pandas as pd
 
 from evaluation.metrics import evaluate_ranking, precision_at_k
 from evaluation.splits import STAGES, SplitError, Windows, recommender_windows
+from models.recommenders.coldstart import ATTRIBUTES, age_value, table_demographics, text_value
 from models.recommenders.interactions import InteractionLog
 from models.recommenders.popularity import PopularityRecommender
 from models.recommenders.contract import CONTRACT, PYFUNC_FILE
@@ -100,6 +103,33 @@ class RecommenderData:
     def history_transactions(self, stage: str) -> pd.DataFrame:
         tx = self.tables["transactions"]
         return tx[tx["purchase_date"] < self.bounds(stage)[0]]
+
+    @property
+    def customers(self) -> pd.DataFrame:
+        return self.tables["customers"]
+
+    @cached_property
+    def _demographics(self) -> dict[str, dict[str, object]]:
+        values = table_demographics(self.customers)
+        ids = self.customers["customer_id"].astype(str).drop_duplicates().tolist()
+        return {a: dict(zip(ids, column)) for a, column in values.items()}
+
+    def demographics(self, customer_ids: Sequence[str]) -> dict[str, list]:
+        """The customers' demographic values from the customers table, as a request would send them (None: unknown)."""
+        return {a: [column.get(str(c)) for c in customer_ids] for a, column in self._demographics.items()}
+
+    @cached_property
+    def described_customers(self) -> frozenset[str]:
+        """The customers with at least one known demographic value (:mod:`models.recommenders.coldstart` rules)."""
+        described = set()
+        for attribute, column in self._demographics.items():
+            read = age_value if attribute == "age" else text_value
+            described.update(c for c, v in column.items() if read(v) is not None)
+        return frozenset(described)
+
+    def buyers_before(self, stage: str) -> set[str]:
+        """The customers with a purchase before the stage's cutoff."""
+        return set(self.history_transactions(stage)["customer_id"].astype(str))
 
     def relevant(self, stage: str) -> dict[str, set[str]]:
         """Products each customer bought in the stage's window and had not bought before it (cached)."""
@@ -265,25 +295,29 @@ def log_ranking_figures(relevant: Mapping[str, set[str]], model_lists: Mapping[s
 
 
 def recommendations_table(recommender: Recommender, customer_ids: Sequence[str], k: int,
-                          exclude_purchased: bool = True) -> pd.DataFrame:
+                          exclude_purchased: bool = True, demographics: Mapping[str, Sequence] | None = None
+                          ) -> pd.DataFrame:
     """``customer_id, rank, product_id, score`` from the vectorised all-customer path (training's view)."""
     customer_ids = [str(c) for c in customer_ids]
-    frames = []
-    known = [(c, recommender.customer_index(c)) for c in customer_ids]
-    rows = [p for _, p in known if p is not None]
-    idx, vals = recommender.top_k_indices(rows, k, exclude_purchased) if rows else (None, None)
-    position = 0
-    popular = recommender.popular(k)
-    for customer, index in known:
-        if index is None:
-            items, scores = popular, recommender.popularity[popular]
-        else:
-            keep = idx[position] >= 0
-            items, scores = idx[position][keep], vals[position][keep]
-            position += 1
-        frames.append(pd.DataFrame({"customer_id": customer, "rank": np.arange(1, len(items) + 1),
-                                    "product_id": recommender.product_ids[items], "score": scores}))
+    lists = recommender.top_k_all(customer_ids, k, exclude_purchased, demographics)
+    frames = [pd.DataFrame({"customer_id": customer, "rank": np.arange(1, len(items) + 1),
+                            "product_id": recommender.product_ids[items], "score": scores})
+              for customer, (items, scores) in zip(customer_ids, lists)]
     return pd.concat(frames, ignore_index=True)
+
+
+def request_frame(customer_ids: Sequence[str], demographics: Mapping[str, Sequence] | None = None) -> pd.DataFrame:
+    """Request rows as a client sends them: ``customer_id`` and the demographic columns given (age as a nullable
+    integer, texts as strings or None)."""
+    frame = pd.DataFrame({"customer_id": [str(c) for c in customer_ids]})
+    for attribute in ATTRIBUTES:
+        if demographics and attribute in demographics:
+            values = list(demographics[attribute])
+            if attribute == "age":
+                frame[attribute] = pd.array([age_value(v) for v in values], dtype="Int64")
+            else:
+                frame[attribute] = pd.Series([text_value(v) for v in values], dtype=object)
+    return frame
 
 
 def compare_recommendations(expected: pd.DataFrame, actual: pd.DataFrame, rtol: float = 1e-9) -> list[str]:
@@ -322,9 +356,11 @@ def compare_recommendations(expected: pd.DataFrame, actual: pd.DataFrame, rtol: 
     return problems
 
 
-def log_recommender_model(recommender: Recommender, example_customers: Sequence[str], k: int = 10,
+def log_recommender_model(recommender: Recommender, example_customers: Sequence[str] | pd.DataFrame, k: int = 10,
                           name: str = "recommender"):
     """Log ``recommender`` as the pyfunc model ``name`` of the active run; return the ``ModelInfo``.
+
+    ``example_customers``: the input example's ids, or its request rows (:func:`request_frame`).
 
     Artifacts: one compressed ``.npz`` (``Recommender.save``). Signature: the contract
     (:data:`models.recommenders.contract.CONTRACT`), with ``k`` defaulting to the ``k`` the model was tuned for.
@@ -335,7 +371,8 @@ def log_recommender_model(recommender: Recommender, example_customers: Sequence[
         size = path.stat().st_size
         info = log_pyfunc_model(
             PYFUNC_FILE, name=name, artifacts={"recommender": str(path)},
-            input_example=pd.DataFrame({"customer_id": [str(c) for c in example_customers]}),
+            input_example=example_customers if isinstance(example_customers, pd.DataFrame)
+            else request_frame(example_customers),
             requirements=MODEL_REQUIREMENTS, signature=CONTRACT.signature(defaults={"k": int(k)}),
         )
     mlflow.log_metric("model_artifact_bytes", size)
@@ -346,13 +383,18 @@ def log_recommender_model(recommender: Recommender, example_customers: Sequence[
 # --- the end of a training run ------------------------------------------------------------------
 
 
-def round_trip_customers(data: RecommenderData, recommender: Recommender, n: int = 50) -> list[str]:
-    """Test customers known to the model (up to ``n``), plus one id it has never seen (cold start)."""
+def round_trip_requests(data: RecommenderData, recommender: Recommender, n: int = 50) -> pd.DataFrame:
+    """Request rows: test customers known to the model (up to ``n``, with their demographics, which the model must
+    ignore), an id it has never seen without demographics (popular) and, when the customers table describes
+    someone, one with the demographics of the first described customer (their segment)."""
     known = [c for c in data.relevant("test") if recommender.customer_index(c) is not None][:n]
-    unknown = "__unknown_customer__"
-    while recommender.customer_index(unknown) is not None:
-        unknown += "_"
-    return [*known, unknown]
+    described = sorted(data.described_customers)[:1]
+    unknown = ["__unknown_customer__", *(["__unknown_customer_with_demographics__"] if described else [])]
+    while any(recommender.customer_index(c) is not None for c in unknown):
+        unknown = [c + "_" for c in unknown]
+    values = data.demographics([*known, *described])
+    values = {a: [*column[:len(known)], None, *column[len(known):]] for a, column in values.items()}
+    return request_frame([*known, *unknown], values)
 
 
 def log_data_inputs(data: RecommenderData) -> None:
@@ -367,7 +409,7 @@ def log_test_data(data: RecommenderData, family: str, k: int) -> None:
     from pipelines.rescoring import log_holdout
 
     relevant = data.relevant("test")
-    requests = pd.DataFrame({"customer_id": list(relevant)})
+    requests = request_frame(list(relevant), data.demographics(list(relevant)))
     truth = pd.DataFrame([(c, p) for c, items in relevant.items() for p in sorted(items)],
                          columns=["customer_id", "product_id"])
     log_holdout(requests, truth, {"family": family, "metric": f"precision_at_{k}", "k": k,
@@ -376,26 +418,45 @@ def log_test_data(data: RecommenderData, family: str, k: int) -> None:
 
 
 def finish_training(*, family: str, label: str, run_id: str, recommender: Recommender, data: RecommenderData,
-                    baseline: Baseline, k: int, extra_metrics: Mapping[str, float] | None = None) -> TrainResult:
+                    baseline: Baseline, k: int, extras=None,
+                    extra_metrics: Mapping[str, float] | None = None) -> TrainResult:
     """Score the final model once on the test window, log metrics, figures and the model, check the round trip.
 
-    ``recommender`` must be fitted on the history before the test cutoff (``data.log("test")``). Call it
-    inside the family's parent run (:func:`pipelines.mlflow_logging.family_run`), after the study.
+    ``recommender`` must be fitted on the history before the test cutoff (``data.log("test")``); ``extras`` (a
+    :class:`pipelines.recommenders.hybrid.Extras` chosen on validation) adds the cold start and the content blend
+    and the metrics by customer segment. Call it inside the family's parent run
+    (:func:`pipelines.mlflow_logging.family_run`), after the study.
     """
+    from models.recommenders.coldstart import request_demographics
+    from pipelines.recommenders import hybrid
+
+    if extras is not None:
+        recommender = extras.attach(recommender, data, "test")
+        hybrid.log_extras(extras, k)
     relevant, catalog = data.relevant("test"), data.catalog
     depth = max(k, max(CURVE_KS))
-    model_lists = top_k_lists(recommender, list(relevant), depth)
-    baseline_lists = top_k_lists(baseline.recommenders["test"], list(relevant), depth)
+    ids = list(relevant)
+    model_lists = recommender.recommend_all(ids, depth, demographics=data.demographics(ids))
+    baseline_lists = top_k_lists(baseline.recommenders["test"], ids, depth)
     metrics = evaluate(recommender, relevant, k, catalog, {c: v[:k] for c, v in model_lists.items()})
     mlflow.log_metrics({f"test_{name}": value for name, value in {**metrics, **(extra_metrics or {})}.items()})
     mlflow.log_metric("test_customers", len(relevant))
     log_ranking_figures(relevant, model_lists, baseline_lists, data.tables["products"], k, label)
+    by_segment, precision_table = hybrid.segment_metrics(data, recommender, baseline, extras, k,
+                                                         {"model": model_lists, "popularity": baseline_lists})
+    mlflow.log_metrics(by_segment)
+    counts = {"all": len(relevant), **{population: int(by_segment[f"test_{population}_customers"])
+                                       for population in ("warm", "cold", "coldsim")
+                                       if f"test_{population}_customers" in by_segment}}
+    hybrid.log_segment_figure(precision_table, k, label, counts)
 
     log_test_data(data, family, k)
-    customers = round_trip_customers(data, recommender)
-    info = log_recommender_model(recommender, customers[:3], k, families.get(family).logged_model)
-    expected = recommendations_table(recommender, customers, k)
-    check_round_trip(info.model_uri, pd.DataFrame({"customer_id": customers}), expected, compare_recommendations,
+    requests = round_trip_requests(data, recommender)
+    info = log_recommender_model(recommender, requests.iloc[[0, 1, len(requests) - 1]].reset_index(drop=True), k,
+                                 families.get(family).logged_model)
+    expected = recommendations_table(recommender, requests["customer_id"], k,
+                                     demographics=request_demographics(requests))
+    check_round_trip(info.model_uri, requests, expected, compare_recommendations,
                      params={"k": int(k), "exclude_purchased": True})
     # What training computed for those customers, for anyone to compare a served model with.
     mlflow.log_text(expected.to_csv(index=False), "round_trip/expected_top_k.csv")
@@ -405,7 +466,7 @@ def finish_training(*, family: str, label: str, run_id: str, recommender: Recomm
         family=family, run_id=run_id, model_uri=info.model_uri, primary_metric=primary,
         test_value=metrics[primary], baseline_value=baseline.test_metrics[primary], higher_is_better=True,
         data_digest=data.digest, extra={"test_metrics": metrics, "baseline_test_metrics": baseline.test_metrics,
-                                        "model_id": getattr(info, "model_id", None)},
+                                        "segment_metrics": by_segment, "model_id": getattr(info, "model_id", None)},
         split=(f"tuning fits on the history before {data.val_cutoff.date()} and scores the validation window "
                f"{data.val_cutoff.date()} to {data.test_cutoff.date()}; the winner is refit on all history before "
                f"{data.test_cutoff.date()} and scored once on the test window {data.test_cutoff.date()} to "

@@ -128,6 +128,90 @@ def test_served_recommender(shop, serve):
     _still_serving(server, {"dataframe_records": [{"customer_id": known}]})
 
 
+def _champion_arrays(uri: str, name: str = "storefront-recommender") -> dict:
+    """The arrays of a served recommender's ``.npz``, read straight from the registry's artifacts."""
+    import numpy as np
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion"))
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    with np.load(next(local.rglob("recommender.npz")), allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _top(scores, popularity, k: int) -> list[int]:
+    """Indices of the k best scores, equal scores by popularity then index (the engine's documented order)."""
+    import numpy as np
+
+    return np.lexsort((np.arange(len(scores)), -popularity, -scores))[:k].tolist()
+
+
+def test_served_recommender_uses_demographics_only_for_unknown_customers(shop, serve):
+    import numpy as np
+
+    from models.recommenders.coldstart import SegmentTable
+
+    home, uri = shop[0], shop[1]
+    server = serve("models:/storefront-recommender@champion", uri)  # one server per model (conftest)
+    arrays = _champion_arrays(uri)
+    table = SegmentTable.from_arrays(arrays)
+    assert table is not None, "the champion holds no segment table"
+    products, popularity = arrays["product_ids"], arrays["popularity"]
+    visitor = {"age": 30, "gender": "female", "location": "Boston", "profession": "Engineer"}
+
+    # an unknown customer with demographics: the top of their segment's row, and a reason naming the segment
+    answer = server.invoke({"dataframe_records": [{"customer_id": "new-visitor-1", **visitor}], "params": {"k": 5}})
+    assert answer.status_code == 200, answer.text
+    rows = pd.DataFrame(answer.json()["predictions"])
+    row, (label,) = table.lookup({k: [v] for k, v in visitor.items()}, 1)
+    expected_label = ", ".join({"gender": "Female", "age": "25-34", "profession": "Engineer",
+                                "location": "Boston"}[a] for a in table.attributes)
+    assert label == expected_label
+    assert set(rows["reason"]) == {f"popular with customers like you ({expected_label})"}
+    segment_scores = table.table[row[0]].astype(float)
+    assert rows["product_id"].tolist() == products[_top(segment_scores, popularity, 5)].tolist()
+    np.testing.assert_allclose(rows["score"], np.sort(segment_scores)[::-1][:5], rtol=1e-6)
+
+    # without demographics (absent, or all null): the global popular products, reason popular
+    popular = products[_top(popularity, popularity, 5)].tolist()
+    for record in ({"customer_id": "new-visitor-2"},
+                   {"customer_id": "new-visitor-2", "age": None, "gender": None, "location": None, "profession": None},
+                   {"customer_id": "new-visitor-2", "gender": "robot"}):  # a value the model never saw
+        plain = pd.DataFrame(server.invoke({"dataframe_records": [record], "params": {"k": 5}}).json()["predictions"])
+        assert plain["product_id"].tolist() == popular and set(plain["reason"]) == {"popular"}, record
+
+    # a malformed demographic value: HTTP 400 naming the column; the server keeps serving
+    for bad in ({"age": "old"}, {"age": 500}, {"age": 30.5}, {"gender": True}):
+        message = _error(server.invoke({"dataframe_records": [{"customer_id": "new-visitor-3", **bad}]}))
+        assert f"column {next(iter(bad))!r}" in message, message
+    message = _error(server.invoke({"dataframe_records": [{"customer_id": "x"}, {"customer_id": "y", "age": "old"}]}))
+    assert "'age' in row 1" in message
+
+    # a known customer's answer is the same with or without demographics (even demographics unlike theirs)
+    customers = pd.read_parquet(home / "data" / "generated" / "customers.parquet")["customer_id"].astype(str)
+    known = [c for c in customers if c in set(arrays["customer_ids"].tolist())][:3]
+    plain = server.invoke({"dataframe_records": [{"customer_id": c} for c in known], "params": {"k": 10}})
+    described = server.invoke({"dataframe_records": [{"customer_id": c, **visitor, "age": 80 - i}
+                                                     for i, c in enumerate(known)], "params": {"k": 10}})
+    assert plain.status_code == described.status_code == 200
+    assert plain.json() == described.json()
+    assert not any(r["reason"].startswith("popular with") for r in plain.json()["predictions"])
+
+    # one request mixing all three kinds of rows answers each as alone
+    mixed = server.invoke({"dataframe_records": [{"customer_id": known[0], **visitor},
+                                                 {"customer_id": "new-visitor-1", **visitor},
+                                                 {"customer_id": "new-visitor-2"}], "params": {"k": 5}})
+    frame = pd.DataFrame(mixed.json()["predictions"])
+    assert frame.loc[frame["customer_id"] == "new-visitor-1", "product_id"].tolist() == rows["product_id"].tolist()
+    assert frame.loc[frame["customer_id"] == "new-visitor-2", "product_id"].tolist() == popular
+    _still_serving(server, {"dataframe_records": [{"customer_id": "new-visitor-1", **visitor}]})
+
+
 CHURN = "models:/storefront-churn@champion"
 
 

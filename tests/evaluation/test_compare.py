@@ -22,3 +22,16 @@ def test_nan_never_wins_and_negative_margin_is_rejected():
     assert not compare_scores(math.nan, 0.5, higher_is_better=True).challenger_wins
     with pytest.raises(ValueError, match="margin"):
         compare_scores(0.5, 0.4, higher_is_better=True, margin=-0.1)
+
+
+def test_paired_gain_is_the_mean_difference_and_its_standard_error():
+    import numpy as np
+
+    from evaluation.compare import paired_gain
+
+    gain, se = paired_gain([0.2, 0.1, 0.3, 0.0], [0.1, 0.1, 0.1, 0.0])
+    assert gain == pytest.approx(0.075)
+    assert se == pytest.approx(np.std([0.1, 0.0, 0.2, 0.0], ddof=1) / 2)
+    assert paired_gain([1.0], [0.5]) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="paired"):
+        paired_gain([1.0, 2.0], [1.0])

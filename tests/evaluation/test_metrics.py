@@ -213,3 +213,21 @@ def test_metrics_map_names_every_metric():
     assert m.METRICS["precision_at_k"] is m.precision_at_k
     assert set(m.METRICS) >= {"rmse", "mae", "auc", "pr_auc", "brier", "log_loss", "mape", "smape", "mase"}
     assert all(name == func.__name__ for name, func in m.METRICS.items())
+
+
+def test_hit_share_counts_the_hits_on_given_items():
+    relevant = {"u1": {"a", "new"}, "u2": {"b"}, "u3": {"new"}, "u4": set()}
+    recommended = {"u1": ["new", "a", "x"], "u2": ["x", "b"], "u3": ["x", "y", "new"], "u4": ["new"]}
+    assert m.hit_share(relevant, recommended, 3, {"new"}) == pytest.approx(2 / 4)  # hits: new, a, b, new
+    assert m.hit_share(relevant, recommended, 2, {"new"}) == pytest.approx(1 / 3)  # u3's hit is at rank 3
+    assert m.hit_share(relevant, {"u1": ["x"]}, 3, {"new"}) == 0.0  # no hits at all
+    with pytest.raises(MetricInputError, match="k must be"):
+        m.hit_share(relevant, recommended, 0, {"new"})
+
+
+def test_precision_by_user_holds_the_terms_of_the_mean():
+    relevant = {"u1": {"a", "b"}, "u2": {"c"}, "u3": set()}
+    recommended = {"u1": ["a", "x", "b"], "u2": ["x"]}
+    by_user = m.precision_at_k_by_user(relevant, recommended, 2)
+    assert by_user == {"u1": 0.5, "u2": 0.0}  # u3 has nothing relevant
+    assert np.mean(list(by_user.values())) == m.precision_at_k(relevant, recommended, 2)

@@ -127,3 +127,30 @@ def test_rolling_origin_folds_reject_what_does_not_fit():
         rolling_origin_folds(n_obs=30, n_folds=5, horizon=4, min_train=12)
     with pytest.raises(ValueError, match="horizon must be a positive integer"):
         rolling_origin_folds(n_obs=30, n_folds=2, horizon=0, min_train=12)
+
+
+def test_cold_start_groups_split_by_what_is_known_at_the_cutoff():
+    from evaluation.splits import cold_start_groups
+
+    groups = cold_start_groups(["d", "a", "b", "c"], bought_before={"a", "b", "x"}, with_demographics={"b", "c"})
+    assert groups == {"warm": ["a", "b"], "cold": ["c"]}  # d: no purchase, no demographics: in neither
+
+
+def test_new_products_were_never_sold_before_the_cutoff():
+    from evaluation.splits import new_products
+
+    assert new_products(["P1", "P2", "P2", "P9"], ["P1", "P3"]) == {"P2", "P9"}
+
+
+def test_customer_folds_partition_the_customers_reproducibly():
+    from evaluation.splits import SplitError, customer_folds
+
+    ids = [f"C{i:02d}" for i in range(23)]
+    folds = customer_folds(ids + ids[:5], n_folds=5, seed=0)
+    assert sorted(c for fold in folds for c in fold) == ids  # every customer once, duplicates ignored
+    assert sorted(len(fold) for fold in folds) == [4, 4, 5, 5, 5]
+    assert all(fold == sorted(fold) for fold in folds)
+    assert customer_folds(list(reversed(ids)), 5, 0) == customer_folds(ids, 5, 0)
+    assert customer_folds(ids, 5, 1) != folds
+    with pytest.raises(SplitError, match="3 customer"):
+        customer_folds(["a", "b", "c"], n_folds=5)

@@ -32,10 +32,8 @@ def build() -> Recommender:
     return Recommender(scorer, CUSTOMERS, PRODUCTS, purchased, popularity)
 
 
-@pytest.fixture(scope="module")
-def logged(_session_home):
-    """(recommender, model URI, loaded pyfunc), logged once for the module in the session's store."""
-    home = _session_home
+def logged_in(home, make, example):
+    """(recommender, model URI, loaded pyfunc) of ``make()`` logged in the session's store (a fixture's body)."""
     uri = f"sqlite:///{home / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STOREFRONT_HOME", str(home))
@@ -43,10 +41,16 @@ def logged(_session_home):
         mlflow.set_tracking_uri(uri)
         from pipelines.tracking import experiment_id
 
-        rec = build()
+        rec = make()
         with mlflow.start_run(experiment_id=experiment_id("recommender-pyfunc-tests")):
-            info = log_recommender_model(rec, ["C000", "C001"], k=10)
+            info = log_recommender_model(rec, example() if callable(example) else example, k=10)
         yield rec, info.model_uri, mlflow.pyfunc.load_model(info.model_uri)
+
+
+@pytest.fixture(scope="module")
+def logged(_session_home):
+    """(recommender, model URI, loaded pyfunc), logged once for the module in the session's store."""
+    yield from logged_in(_session_home, build, ["C000", "C001"])
 
 
 def predict(model, customers, **params):
@@ -61,7 +65,10 @@ def error_code(exc: MlflowException) -> int:
 def test_signature_and_requirements_follow_the_contract(logged):
     _, uri, model = logged
     signature = model.metadata.signature
-    assert signature.inputs.input_names() == ["customer_id"]
+    assert signature.inputs.input_names() == ["customer_id", "age", "gender", "location", "profession"]
+    # the demographic columns are optional and untyped in the signature (the model checks them)
+    assert signature.inputs.required_input_names() == ["customer_id"]
+    assert {str(spec.type) for spec in signature.inputs.inputs[1:]} == {"Any"}
     params = {p.name: p for p in signature.params.params}
     assert params["k"].default == 10 and params["exclude_purchased"].default is True
     requirements = mlflow.pyfunc.get_model_dependencies(uri)
@@ -176,3 +183,91 @@ def test_missing_column_and_missing_id_are_bad_requests(logged):
         unwrapped.predict(None, pd.DataFrame({"customer_id": ["C001", None]}))
     assert error_code(info.value) == INVALID_PARAMETER_VALUE
     assert "row 1" in info.value.message
+
+
+# --- demographics and the content blend ------------------------------------------------------------------
+
+
+def build_hybrid() -> Recommender:
+    """build() with a segment table (women and men buy different products) and a content blend."""
+    from models.recommenders.coldstart import SegmentPopularity
+    from models.recommenders.content import ContentBlend, content_similarity, product_features
+
+    coo = X.tocoo()
+    transactions = pd.DataFrame({"customer_id": CUSTOMERS[coo.row], "product_id": PRODUCTS[coo.col],
+                                 "purchase_date": pd.Timestamp("2024-01-01")})
+    women = transactions["customer_id"].str[-1].astype(int) % 2 == 0
+    transactions.loc[women, "product_id"] = PRODUCTS[(coo.col[women.to_numpy()] % 5)]  # women: P000..P004
+    customers = pd.DataFrame({"customer_id": CUSTOMERS, "gender": ["Female", "Male"] * (N_USERS // 2),
+                              "age": np.arange(N_USERS) + 20})
+    table = SegmentPopularity(("gender", "age"), 10.0).fit(customers, transactions, PRODUCTS,
+                                                           reference_date="2024-02-01").table_
+    products = pd.DataFrame({"product_id": PRODUCTS, "category": np.array(["A", "B", "C"])[np.arange(N_ITEMS) % 3]})
+    blend = ContentBlend(content_similarity(product_features(products, PRODUCTS), 6), 0.3)
+    return build().with_parts(blend=blend, segments=table)
+
+
+def hybrid_example():
+    from pipelines.recommenders.training import request_frame
+
+    return request_frame(["C000", "someone-new"], {"age": [None, 30], "gender": [None, "Female"]})
+
+
+@pytest.fixture(scope="module")
+def logged_hybrid(_session_home):
+    """The same for :func:`build_hybrid`, with demographics in the input example."""
+    yield from logged_in(_session_home, build_hybrid, hybrid_example)
+
+
+@pytest.mark.e2e
+def test_unknown_customers_with_demographics_get_their_segment_through_the_signature(logged_hybrid):
+    rec, _, model = logged_hybrid
+    rows = pd.DataFrame({"customer_id": ["new-1", "new-2", "new-3"], "age": [23, None, 34],
+                         "gender": ["female", "Male", None], "location": [None, "Atlantis", None]})
+    frame = model.predict(rows, params={"k": 4})
+    reasons = frame.groupby("customer_id")["reason"].agg(set).to_dict()
+    assert reasons == {"new-1": {"popular with customers like you (Female, 13-24)"},
+                       "new-2": {"popular with customers like you (Male)"},
+                       "new-3": {"popular with customers like you (25-34)"}}
+    women = frame.loc[frame["customer_id"] == "new-1", "product_id"].tolist()
+    assert set(women) <= set(PRODUCTS[:5])  # what women bought
+    row, _ = rec.segments.lookup({"gender": ["Female"], "age": [23]}, 1)
+    assert women == PRODUCTS[np.argsort(-rec.segments.table[row[0]].astype(float), kind="stable")[:4]].tolist()
+    nobody = model.predict(pd.DataFrame({"customer_id": ["new-4"], "age": [None], "gender": [None]}), params={"k": 4})
+    assert nobody["reason"].tolist() == ["popular"] * 4
+    assert nobody["product_id"].tolist() == PRODUCTS[rec.popular(4)].tolist()
+
+
+@pytest.mark.e2e
+def test_known_customers_answer_the_same_with_or_without_demographics(logged_hybrid):
+    rec, _, model = logged_hybrid
+    plain = model.predict(pd.DataFrame({"customer_id": ["C001", "C002"]}))
+    sent = model.predict(pd.DataFrame({"customer_id": ["C001", "C002"], "age": [80, 15],
+                                       "gender": ["Female", "Male"], "profession": ["Nurse", None]}))
+    pd.testing.assert_frame_equal(plain, sent)
+    pd.testing.assert_frame_equal(plain, rec.recommend_frame(["C001", "C002"], 10))  # the blended scorer
+    assert plain["score"].max() <= 1.0  # blended scores are normalised
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("column, value", [("age", "old"), ("age", 500), ("age", 7), ("age", 30.5),
+                                           ("gender", True), ("profession", 2.5)])
+def test_a_malformed_demographic_value_is_a_bad_request_naming_the_column(logged_hybrid, column, value):
+    _, _, model = logged_hybrid
+    rows = pd.DataFrame({"customer_id": ["C001", "new"], column: pd.Series([None, value], dtype=object)})
+    with pytest.raises(MlflowException) as info:
+        model.predict(rows)
+    assert error_code(info.value) == INVALID_PARAMETER_VALUE
+    assert f"column {column!r} in row 1" in info.value.message
+
+
+@pytest.mark.e2e
+def test_round_trip_with_demographics_equals_the_vectorised_path(logged_hybrid):
+    from models.recommenders.coldstart import request_demographics
+    from pipelines.recommenders.training import request_frame
+
+    rec, uri, _ = logged_hybrid
+    requests = request_frame(["C000", "C007", "new-a", "new-b"], {"age": [33, None, 41, None],
+                                                                   "gender": ["Male", None, "Female", None]})
+    expected = recommendations_table(rec, requests["customer_id"], 6, demographics=request_demographics(requests))
+    assert check_round_trip(uri, requests, expected, compare_recommendations, params={"k": 6}) == 24

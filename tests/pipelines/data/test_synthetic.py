@@ -261,3 +261,30 @@ def test_every_purchase_is_preceded_by_a_view_of_its_product(tables):
     assert set(before["transaction_id"]) == set(tx["transaction_id"])
     carts = events[events["event_type"] == "add_to_cart"]
     assert len(carts) > 0.5 * len(tx)
+
+
+# ------------------------------------------------------------------------------- demographic strength
+
+
+def test_default_demographic_strength_leaves_the_shop_as_it_was(tables):
+    # the digest of SMALL before the option existed (and with demographic_strength=1 spelled out)
+    assert dataset_digest(tables) == "c31d380e3f7bbbe1"
+    same, _ = generate_shop(**SMALL, demographic_strength=1.0)
+    assert dataset_digest(same) == "c31d380e3f7bbbe1"
+
+
+def _beauty_gap(tables) -> float:
+    """Share of Beauty in women's purchases minus the share in men's."""
+    tx = tables["transactions"].merge(tables["customers"][["customer_id", "gender"]], on="customer_id")
+    share = tx.assign(beauty=tx["category"] == "Beauty").groupby("gender")["beauty"].mean()
+    return float(share["Female"] - share["Male"])
+
+
+def test_demographic_strength_scales_the_planted_gender_and_age_tilts(tables):
+    gaps = {s: _beauty_gap(generate_shop(**SMALL, demographic_strength=s)[0]) for s in (0.0, 3.0)}
+    # 400 customers: about 0.04 of noise; the default tilt plants about 0.09, strength 3 about 0.3
+    assert abs(gaps[0.0]) < 0.06 and gaps[0.0] < _beauty_gap(tables) < gaps[3.0]
+    assert gaps[3.0] > 0.25
+    for bad in (-1, 11, True, "3"):
+        with pytest.raises(ConfigurationError, match="demographic_strength"):
+            generate_shop(**SMALL, demographic_strength=bad)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.recommenders import hybrid
 from pipelines.recommenders import recommend as recommend_cmd
 from pipelines.recommenders import train_itemcf
 from pipelines.cli import parse_args, train_from_args
@@ -65,7 +66,28 @@ def test_parent_run_holds_study_metrics_figures_and_model(trained):
     assert first.data.params["similarity"] == "cosine" and first.data.params["n_neighbours"] == "50"
     client = mlflow.MlflowClient()
     plots = {a.path for a in client.list_artifacts(trained.run_id, "plots")}
-    assert {"plots/precision_at_k.png", "plots/category_coverage.png"} <= plots
+    assert {"plots/precision_at_k.png", "plots/category_coverage.png", "plots/precision_by_segment.png"} <= plots
+    # the cold start and the blend, chosen on validation, and the test metrics by segment against both baselines
+    params = run.data.params
+    assert params["cold_start_attributes"] in {",".join(a) for a in hybrid.COLD_START_ATTRIBUTES}
+    assert float(params["cold_start_strength"]) in hybrid.COLD_START_STRENGTHS
+    assert 0 <= float(params["blend_weight"]) <= 1
+    assert metrics["val_blend_precision_at_10"] >= metrics["val_unblended_precision_at_10"] > 0
+    for prefix in ("test_", "baseline_test_", "segment_baseline_test_"):
+        for population in ("warm", "cold"):
+            assert 0 <= metrics[f"{prefix}{population}_precision_at_10"] <= 1
+    for prefix in ("test_", "baseline_test_"):
+        assert 0 < metrics[f"{prefix}coldsim_precision_at_10"] <= 1
+    assert metrics["test_warm_customers"] + metrics["test_cold_customers"] <= metrics["test_customers"]
+    assert metrics["test_coldsim_customers"] > metrics["test_cold_customers"]
+    assert metrics["test_new_items"] == 0 and metrics["test_new_item_hit_share"] == 0
+    segments = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=trained.run_id,
+                                                               artifact_path="plots/precision_by_segment.csv"),
+                           index_col=0)
+    assert segments.loc["warm", "model"] == pytest.approx(metrics["test_warm_precision_at_10"])
+    grid = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=trained.run_id,
+                                                           artifact_path="cold_start/validation_grid.csv"))
+    assert grid["val_coldsim_precision_at_10"].max() == pytest.approx(metrics["val_coldsim_precision_at_10"])
     holdout = {a.path for a in client.list_artifacts(trained.run_id, "holdout")}
     assert "holdout/truth.parquet" in holdout
     assert trained.model_uri.startswith("models:/")
@@ -77,11 +99,15 @@ def test_logged_model_gives_the_training_recommendations(trained):
         run_id=trained.run_id, artifact_path="round_trip/expected_top_k.csv"), dtype={"customer_id": str,
                                                                                        "product_id": str})
     model = mlflow.pyfunc.load_model(trained.model_uri)
+    with_demographics = expected["customer_id"].str.startswith("__unknown_customer_with_demographics")
+    segment, expected = expected[with_demographics], expected[~with_demographics]
     customers = list(dict.fromkeys(expected["customer_id"]))
-    assert len(customers) > 10
+    assert len(customers) > 10 and len(segment) == 10  # the round trip also asked for an unknown described customer
     actual = model.predict(pd.DataFrame({"customer_id": customers}), params={"k": 10})
     assert compare_recommendations(expected, actual) == []
-    assert (actual["reason"].str.startswith("because you ") | (actual["reason"] == "popular")).all()
+    reasons = actual["reason"]
+    assert (reasons.str.startswith("because you ") | reasons.str.startswith("similar to ")
+            | (reasons == "popular")).all()
 
 
 @pytest.mark.e2e

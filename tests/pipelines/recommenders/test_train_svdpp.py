@@ -54,9 +54,10 @@ def child_runs(parent_id: str):
 @pytest.mark.e2e
 def test_precision_study_beats_popularity_and_the_logged_model_serves_training_answers(mlflow_env, shop_dir, child_env,
                                                                                      shop_data):
+    # no content blend: the served scores below are compared with the plain SVD++ scorer's
     result = train_from_args(parse_args(["train-svdpp", "--data-dir", str(shop_dir), "--n-trials", "2",
                                                      "--timeout", "0", "--objective", "precision",
-                                                     "--study-name", "svdpp-e2e"]))
+                                                     "--study-name", "svdpp-e2e", "--blend-trials", "0"]))
     parent = mlflow.get_run(result.run_id)
     assert parent.info.status == "FINISHED"
     assert mlflow.get_experiment(parent.info.experiment_id).name == "storefront-svdpp"
@@ -249,3 +250,23 @@ def test_search_space_has_the_implicit_regularisation_for_every_objective():
     # the enqueued start for rmse is exactly Surprise's default (reg_yj = reg_all = 0.02)
     assert SURPRISE_DEFAULTS["reg_yj"] == SURPRISE_DEFAULTS["reg_all"] == 0.02
     assert RATING_IMPLICIT_REGULARISATION[0] < 0.01 < RATING_IMPLICIT_REGULARISATION[1]
+
+
+@pytest.mark.e2e
+def test_svdpp_runs_choose_the_cold_start_and_blend_on_validation_and_log_metrics_by_segment(mlflow_env, shop_dir):
+    result = train_from_args(parse_args(["train-svdpp", "--data-dir", str(shop_dir), "--n-trials", "1",
+                                         "--timeout", "0", "--study-name", "svdpp-hybrid", "--blend-trials", "6"]))
+    run = mlflow.get_run(result.run_id)
+    params, metrics = run.data.params, run.data.metrics
+    assert params["cold_start_attributes"] != "none" and "blend_weight" in params
+    assert metrics["val_blend_precision_at_10"] >= metrics["val_unblended_precision_at_10"]
+    trials = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.run_id,
+                                                             artifact_path="study/blend_trials.csv"))
+    assert len(trials) == 6 and trials["params_weight"].iloc[0] == 0.0
+    for key in ("test_warm_precision_at_10", "segment_baseline_test_cold_precision_at_10",
+                "test_coldsim_precision_at_10", "baseline_test_coldsim_precision_at_10", "test_new_item_hit_share"):
+        assert key in metrics
+    # the served model answers an unknown customer with demographics from its segment
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    answer = model.predict(pd.DataFrame({"customer_id": ["new"], "age": [30], "gender": ["Female"]}), params={"k": 3})
+    assert answer["reason"].iloc[0].startswith("popular with customers like you (")
