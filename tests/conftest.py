@@ -45,11 +45,16 @@ def session_child_env():
     return child_env
 
 
-def _point_mlflow_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _point_mlflow_at(home: Path, monkeypatch: pytest.MonkeyPatch, template: Path | None = None) -> Path:
+    import shutil
+
     import mlflow
 
     home.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{home / 'mlflow.db'}"
+    db = home / "mlflow.db"
+    if template is not None and not db.exists():
+        shutil.copyfile(template, db)  # an empty, migrated store: seconds saved per test
+    uri = f"sqlite:///{db}"
     monkeypatch.setenv("STOREFRONT_HOME", str(home))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -57,6 +62,20 @@ def _point_mlflow_at(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return home
+
+
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, created (and migrated) once per session; tests get copies of it, since
+    creating one runs MLflow's migrations (2-4 s). Made from the same working directory as a store the test
+    would create, so its Default experiment's artifact location is the same."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{db}", f"sqlite:///{db}")
+    client.search_experiments()
+    client.search_registered_models()
+    return db
 
 
 @pytest.fixture(scope="session")
@@ -110,12 +129,23 @@ def mlflow_env(_session_home, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def fresh_mlflow_env(tmp_path, monkeypatch) -> Path:
+def fresh_mlflow_env(tmp_path, monkeypatch, _empty_store) -> Path:
     """A tracking store and registry of the test's own (for registry and promotion tests)."""
     import mlflow
 
-    home = _point_mlflow_at(tmp_path / "home", monkeypatch)
+    home = _point_mlflow_at(tmp_path / "home", monkeypatch, _empty_store)
     yield home
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture
+def storeless_mlflow_env(tmp_path, monkeypatch) -> Path:
+    """As :func:`fresh_mlflow_env`, but the store's file does not exist yet: for tests that check that a
+    command wrote nothing to it (``--no-track``, refused arguments)."""
+    import mlflow
+
+    yield _point_mlflow_at(tmp_path / "home", monkeypatch)
     while mlflow.active_run() is not None:
         mlflow.end_run()
 

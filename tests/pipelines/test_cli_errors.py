@@ -218,6 +218,7 @@ class Refusing(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.e2e  # starts storefront processes (each imports MLflow: seconds)
 def test_a_tracking_server_that_is_down_or_refuses(tmp_path, child_env):
     closed = f"http://127.0.0.1:{free_port()}"
     server = http.server.HTTPServer(("127.0.0.1", 0), Refusing)

@@ -194,6 +194,7 @@ PROMOTER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e  # starts storefront processes (each imports MLflow: seconds)
 def test_two_promotion_processes_at_once_leave_the_winner_as_champion(name, mlflow_env, child_env):
     """Two real processes promote the same model at the same moment; the file lock serialises them."""
     registry.register_if_better(train(0.8, registered_model=name))

@@ -60,8 +60,8 @@ def test_writes_the_tables_and_logs_a_run(mlflow_env, tmp_path, capsys):
         assert columns == list(tables[name].columns)
 
 
-def test_default_output_dir_and_no_track(fresh_mlflow_env):
-    home = fresh_mlflow_env
+def test_default_output_dir_and_no_track(storeless_mlflow_env):
+    home = storeless_mlflow_env
     assert cli.main(["generate-data", *SMALL, "--no-track"]) == 0
     assert sorted(p.name for p in (home / "data" / "generated").iterdir()) == sorted(
         f"{name}.parquet" for name in TABLE_NAMES
@@ -72,8 +72,8 @@ def test_default_output_dir_and_no_track(fresh_mlflow_env):
 @pytest.mark.parametrize(
     ("option", "value"), [("--customers", "5"), ("--products", "9"), ("--years", "0")]
 )
-def test_bad_parameter_exits_2_and_writes_nothing(fresh_mlflow_env, capsys, option, value):
-    home = fresh_mlflow_env
+def test_bad_parameter_exits_2_and_writes_nothing(storeless_mlflow_env, capsys, option, value):
+    home = storeless_mlflow_env
     out = home / "out"
     args = ["generate-data", *SMALL, option, value, "--output-dir", str(out)]
     assert cli.main(args) == 2
