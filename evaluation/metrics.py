@@ -317,6 +317,8 @@ def mase(y_true: ArrayLike, y_pred: ArrayLike, y_train: ArrayLike, season: int =
         raise MetricInputError(f"y_train must be numeric: {exc}") from None
     if train.ndim != 1:
         raise MetricInputError(f"y_train must be one-dimensional, got shape {train.shape}")
+    if train.size == 0:
+        raise MetricInputError("y_train is empty")
     if np.isinf(train).any():
         raise MetricInputError("y_train contains infinite values")
     if isinstance(season, bool) or not isinstance(season, (int, np.integer)) or season < 1:
