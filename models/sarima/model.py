@@ -238,18 +238,23 @@ def fit_sarima(y: Sequence[float], spec: SarimaSpec, *, start_params: np.ndarray
     try:
         with _CountedWarnings(counts):
             # The trend offset keeps the time index of the differenced observations aligned with the full model.
+            # Concentrating the variance out needs another parameter to search (a pure random walk has none).
+            concentrate = spec.n_params > 1
             model = _sarimax(values, spec, simple_differencing=True, trend_offset=1 + spec.n_diff,
-                             concentrate_scale=True)
+                             concentrate_scale=concentrate)
             result = model.fit(start_params=start_params, disp=False, maxiter=maxiter)
     except (ValueError, np.linalg.LinAlgError, IndexError, OverflowError, ZeroDivisionError) as exc:
         raise FitError(f"{spec.label()} failed to fit: {type(exc).__name__}: {exc}") from exc
-    params = np.append(np.asarray(result.params, dtype=float), float(result.scale))
+    params = np.asarray(result.params, dtype=float)
+    names = list(model.param_names)
+    if concentrate:
+        params, names = np.append(params, float(result.scale)), [*names, "sigma2"]
     if not np.isfinite(params).all() or not math.isfinite(float(result.llf)) or params[-1] <= 0:
         raise FitError(f"{spec.label()} gave non-finite parameters or likelihood")
     used = np.isfinite(np.asarray(model.endog, dtype=float).ravel())  # the differenced observations in the likelihood
     jacobian = float(np.sum(values[spec.n_diff:][used])) if spec.transform == "log" else 0.0
     converged = bool(result.mle_retvals.get("converged", True)) if result.mle_retvals else True
-    return SarimaFit(spec, params, [*model.param_names, "sigma2"], observed, float(result.llf), float(result.aic),
+    return SarimaFit(spec, params, names, observed, float(result.llf), float(result.aic),
                      converged, counts, int(used.sum()), jacobian, time.perf_counter() - started)
 
 

@@ -299,7 +299,7 @@ def make_objective(y_train: np.ndarray, plan: TuningPlan, budget: int | None = N
 
 def plain_search(objective, plan: TuningPlan, *, enqueue, timeout: float | None, budget: int | None) -> StudyResult:
     """The search in an in-memory Optuna study without tracking (the benchmarks time exactly this part)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a candidate that cannot be fitted is an outcome here
     study = optuna.create_study(direction="minimize")
     for params in enqueue:
         study.enqueue_trial(params)
