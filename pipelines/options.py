@@ -132,21 +132,3 @@ def add_study_options(parser: argparse.ArgumentParser, family: Family, *, study_
     parser.add_argument("--study-name", default=study_name,
                         help=f"Optuna study name (default {study_name or 'derived from the options'})")
 
-
-# The usual missing-value markers of a user's own files (``train-sarima --series``, ``train-churn --table``): the one
-# list, and the one option that changes it. An empty field is always missing.
-NA_MARKERS = ("?", "NA", "N/A", "null", "-", "")
-
-
-def na_markers(text: str | None) -> tuple[str, ...]:
-    """``--na-values``: comma-separated markers (None: :data:`NA_MARKERS`); the empty field is always one."""
-    if text is None:
-        return NA_MARKERS
-    markers = tuple(dict.fromkeys(m.strip() for m in str(text).split(",")))
-    return markers if "" in markers else (*markers, "")
-
-
-def add_na_values(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--na-values", default=None,
-                        help="comma-separated markers of a missing value in your file (default "
-                             f"{','.join(m for m in NA_MARKERS if m)}; an empty field is always missing)")

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -603,7 +603,9 @@ def export_model(name: str, y: Sequence[float], members: Sequence[Member], *, fr
     same forecasts as the full-data models.
     """
     y = np.asarray(y, dtype=float)
-    members = list(members)
+    # a seasonal naive member repeats the last season of the whole series (its sigma stays the training one's)
+    members = [replace(m, last=[float(v) for v in m.naive(y).last_]) if m.kind == SEASONAL_NAIVE else m
+               for m in members]
     season = season or FREQUENCIES[freq].season
     sarima = [m for m in members if m.kind == SARIMA]
     window = y.size

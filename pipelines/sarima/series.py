@@ -15,8 +15,8 @@
     period (all month starts, all month ends, all Mondays, ...); the first date that is not stops the run with an
     error naming it (never a silent reindex). With ``--freq`` the values of each period are summed (counted and
     logged), which also turns daily rows into months.
-  - Missing values stay missing. The markers of ``--na-values`` (default ``?``, ``NA``, ``N/A``, ``null``, ``-``
-    and the empty field: :data:`pipelines.options.NA_MARKERS`) read as missing; any other text that is not a
+  - Missing values stay missing. Blank cells and the markers of ``--na-values`` (default ``?``, ``NA``, ``N/A``,
+    ``null``, ``-``: :data:`pipelines.options.NA_VALUES`, compared case-insensitively) read as missing; any other text that is not a
     number is an error. A period without a row inside a series' span is missing too. Missing periods at the start
     and the end of a series are trimmed, with a message; the others stay NaN (SARIMAX's Kalman filter skips
     them). The counts are kept per series (:attr:`SeriesSet.counts`) and logged on the series' run.
@@ -37,7 +37,7 @@ import pandas as pd
 
 from models.sarima.frequency import FREQUENCIES, Frequency
 from pipelines.errors import ConfigurationError, DataValidationError
-from pipelines.options import na_markers
+from pipelines.options import NA_VALUES
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def irregular_date(dates: pd.DatetimeIndex, code: str) -> tuple[int, str] | None
 
 
 def read_series_csv(path: str | Path, date_column: str, value_column: str, id_column: str | None = None,
-                    freq: str | None = None, na_values: str | None = None) -> SeriesSet:
+                    freq: str | None = None, na_values: tuple[str, ...] = NA_VALUES) -> SeriesSet:
     """Read the user's series from a CSV file; see the module docstring."""
     check_freq(freq)
     path = Path(path)
@@ -204,7 +204,7 @@ def read_series_csv(path: str | Path, date_column: str, value_column: str, id_co
         raise DataValidationError(f"{path}: no such file (--series)")
     if not date_column or not value_column:
         raise ConfigurationError("--series needs --date-column and --value-column")
-    markers = na_markers(na_values)
+    markers = frozenset({"", *(str(v).strip().casefold() for v in na_values)})
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -226,12 +226,12 @@ def read_series_csv(path: str | Path, date_column: str, value_column: str, id_co
         raise DataValidationError(f"{path}: column {date_column!r} has {int(bad.sum())} value(s) that are not dates; "
                                   f"first at line {_line(i)}: {raw[date_column].iloc[i]!r}")
     text = raw[value_column].str.strip()
-    missing = text.isin(markers)
+    missing = text.str.casefold().isin(markers)
     values = pd.to_numeric(text.where(~missing), errors="coerce")
     bad = ~missing & ~values.abs().lt(float("inf"))
     if bad.any():
         i = int(bad.to_numpy().argmax())
-        shown = ", ".join(repr(m) for m in markers)
+        shown = ", ".join(repr(m) for m in ("", *na_values))
         raise DataValidationError(f"{path}: column {value_column!r} has {int(bad.sum())} non-numeric value(s) that "
                                   f"are not missing-value markers ({shown}; --na-values); first at line {_line(i)}: "
                                   f"{raw[value_column].iloc[i]!r}")

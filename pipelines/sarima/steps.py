@@ -26,7 +26,7 @@ from models.sarima.model import SEASONAL_NAIVE, SeasonalNaive, export_model, exp
 from pipelines.data.tables import dataset_digest, load_tables
 from pipelines.families import get, slug
 from pipelines.mlflow_logging import check_round_trip, columns_agree, log_figure, log_pyfunc_model, log_tables_input
-from pipelines.options import StudyOptions, TrainConfig
+from pipelines.options import NA_VALUES, StudyOptions, TrainConfig
 from pipelines.rescoring import log_holdout
 from pipelines.sarima import report
 from pipelines.sarima import series as sales_series
@@ -60,7 +60,7 @@ class SarimaConfig(TrainConfig):
     date_column: str | None = None
     value_column: str | None = None
     id_column: str | None = None
-    na_values: str | None = None
+    na_values: tuple[str, ...] = NA_VALUES  # missing-value markers of --series (blank cells always)
     registered_model: str | None = None
 
 

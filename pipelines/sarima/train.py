@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--value-column", default=None, help="with --series: the column of values")
     parser.add_argument("--id-column", default=None,
                         help="with --series: the column naming the series (default: one series named after the file)")
-    add_na_values(parser)
+    add_na_values(parser, "--series")
     parser.add_argument("--registered-model", default=None,
                         help="with --series: registered model name (default storefront-sarima-<file stem>)")
 
@@ -75,7 +75,7 @@ def config_from_args(args: argparse.Namespace):
     """The checked :class:`pipelines.sarima.steps.SarimaConfig` of the parsed options."""
     from pipelines.errors import ConfigurationError
     from pipelines.families import own_model_name
-    from pipelines.options import StudyOptions
+    from pipelines.options import NA_VALUES, StudyOptions
     from pipelines.sarima import series as sales_series
     from pipelines.sarima.steps import SarimaConfig
 
@@ -92,7 +92,8 @@ def config_from_args(args: argparse.Namespace):
     return SarimaConfig(study=StudyOptions.from_args(args), data_dir=args.data_dir, freq=args.freq,
                         season=args.season, test_periods=args.test_periods, series=args.series,
                         date_column=args.date_column, value_column=args.value_column, id_column=args.id_column,
-                        na_values=args.na_values, registered_model=registered)
+                        na_values=NA_VALUES if args.na_values is None else args.na_values,
+                        registered_model=registered)
 
 
 def train(config):

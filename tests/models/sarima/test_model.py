@@ -168,6 +168,23 @@ def test_a_hedged_model_serves_the_same_mixture_from_its_json_and_from_the_full_
     assert again.describe() == "SARIMA(0,0,0)(0,1,0,12) trend=c transform=log; 50% seasonal naive"
 
 
+def test_a_hedged_model_fitted_on_the_training_periods_serves_the_last_season_of_the_whole_series():
+    """The job fits the members on the training periods and exports them on the whole series: the seasonal naive
+    member then repeats the whole series' last season (as forecast_from_history does), not the training one's."""
+    from models.sarima.model import Member, export_model
+
+    y = seasonal_series(40)
+    train = y[:-6]
+    spec = SarimaSpec((0, 0, 0), (0, 1, 0, 12), "c", "none")
+    naive = SeasonalNaive(12).fit(train)
+    members = [Member.of_fit(fit_sarima(train, spec), 0.5), Member.of_naive(naive, 0.5)]
+    served = export_model("A", y, members, freq="M", season=12, last_period="2024-04-01")
+    assert served.members[1].last == pytest.approx(list(y[-12:])) and served.members[1].sigma == naive.sigma_
+    assert members[1].last == pytest.approx(list(train[-12:]))  # the caller's members are left alone
+    np.testing.assert_allclose(served.forecast(12).mean, served.forecast_from_history(y, 12).mean, rtol=1e-9)
+    np.testing.assert_allclose(served.forecast(12).lower, served.forecast_from_history(y, 12).lower, rtol=1e-9)
+
+
 def test_interval_coverage_is_the_share_of_actuals_inside_the_band():
     from pipelines.sarima.report import score_forecast
 
