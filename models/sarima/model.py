@@ -363,27 +363,26 @@ def mixture_interval(moments: Sequence[tuple[np.ndarray, np.ndarray, str]], weig
                      confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """The central ``confidence`` interval of the mixture ``sum_i w_i F_i`` of the members' predictive
     distributions, each normal in its transformed space (``(mean, se, transform)``, so log-normal on the original
-    scale for ``log``), step by step: its two quantiles, found by bisection between the members' own quantiles."""
-    w = np.asarray(weights, dtype=float) / float(np.sum(weights))
+    scale for ``log``), step by step: its two quantiles, found by bisection between the members' own quantiles
+    (both ends and every member at once, as arrays: a served request runs this)."""
+    w = (np.asarray(weights, dtype=float) / float(np.sum(weights)))[None, :, None]  # (1, members, 1)
     z = z_value(confidence)
-    bounds = []
-    for sign in (-1.0, 1.0):
-        target = 0.5 + sign * confidence / 2
-        own = np.array([inverse_transform(m + sign * z * s, t) for m, s, t in moments])
-        lo, hi = own.min(axis=0), own.max(axis=0)
-        for _ in range(BISECTION_STEPS):
-            mid = (lo + hi) / 2
-            cdf = np.zeros_like(mid)
-            for wi, (m, s, t) in zip(w, moments):
-                if t == "log":
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        x = np.where(mid > 0, np.log(np.where(mid > 0, mid, 1.0)), -np.inf)
-                else:
-                    x = mid
-                cdf += wi * _normal_cdf(x, m, s)
-            below = cdf < target
-            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-        bounds.append((lo + hi) / 2)
+    mean = np.array([m for m, _, _ in moments], dtype=float)[None]  # (1, members, steps)
+    se = np.array([s for _, s, _ in moments], dtype=float)[None]
+    log = np.array([t == "log" for _, _, t in moments])[None, :, None]
+    sign = np.array([-1.0, 1.0])[:, None]  # (ends, 1): the lower and the upper quantile
+    target = 0.5 + sign * confidence / 2
+    own = np.stack([np.array([inverse_transform(m + g * z * s, t) for m, s, t in moments]) for g in (-1.0, 1.0)])
+    lo, hi = own.min(axis=1), own.max(axis=1)  # (ends, steps)
+    for _ in range(BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logged = np.where(mid > 0, np.log(np.where(mid > 0, mid, 1.0)), -np.inf)
+        x = np.where(log, logged[:, None, :], mid[:, None, :])
+        cdf = np.sum(w * _normal_cdf(x, mean, se), axis=1)
+        below = cdf < target
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    bounds = (lo + hi) / 2
     return bounds[0], bounds[1]
 
 
