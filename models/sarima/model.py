@@ -349,6 +349,7 @@ class SeasonalNaive:
 
 # --------------------------------------------------------------------------------------------- mixtures
 
+MAX_CACHED_BANDS = 16  # confidences whose served forecasts a series model keeps
 BISECTION_STEPS = 80  # halvings of the bracket of a mixture quantile (2^-80: far below float precision)
 
 
@@ -520,6 +521,7 @@ class SeriesModel:
         if not self.members:
             raise ValueError("a series model needs at least one member")
         self._mean = None  # precomputed forecast moments per member, see prepare()
+        self._bands: dict[float, Forecast] = {}  # forecasts of all prepared steps per confidence, see forecast()
         self._periods: list[str] = []
 
     @property
@@ -568,12 +570,21 @@ class SeriesModel:
             self._periods = next_periods(self.last_period, self.freq, steps)
         if self._mean is None or self._mean[0][0].size < steps:
             self._mean = self._moments(steps)
+            self._bands = {}
         return self
 
     def forecast(self, steps: int, confidence: float = 0.95) -> Forecast:
+        """The next ``steps`` periods (copies). Each step's interval depends only on its own members' moments, so
+        the forecast of every prepared step is computed once per confidence (the last ``MAX_CACHED_BANDS``
+        confidences are kept) and a request slices it: a mixture's quantiles cost a bisection."""
         self.prepare(max(steps, PRECOMPUTED_STEPS))
-        moments = [(m[:steps], s[:steps], t) for m, s, t in self._mean]
-        return mixture_forecast(moments, self.weights, confidence)
+        band = self._bands.get(confidence)
+        if band is None:
+            band = mixture_forecast(self._mean, self.weights, confidence)
+            if len(self._bands) >= MAX_CACHED_BANDS:
+                self._bands.pop(next(iter(self._bands)))
+            self._bands[confidence] = band
+        return Forecast(band.mean[:steps].copy(), band.lower[:steps].copy(), band.upper[:steps].copy())
 
     def forecast_from_history(self, history: Sequence[float], steps: int, confidence: float = 0.95) -> Forecast:
         """Forecast ``steps`` periods after another ``history`` of this series (from its first period) with

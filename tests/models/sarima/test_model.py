@@ -246,3 +246,27 @@ def test_prepared_forecasts_are_copies_of_the_cached_moments():
     served.periods(3)[0] = "changed"
     np.testing.assert_array_equal(served.forecast(6, 0.9).mean, expected)
     assert served.periods(1) == ["2025-01-01"]
+
+
+def test_a_mixture_serves_each_confidence_from_one_computed_band():
+    """A request slices the band of its confidence (a step's interval depends only on that step), computed once per
+    confidence: the same numbers as the mixture of the sliced moments, as copies."""
+    from models.sarima.model import MAX_CACHED_BANDS, Member, export_model, mixture_forecast
+
+    y = seasonal_series(48)
+    members = [Member.of_fit(fit_sarima(y, SarimaSpec((1, 0, 0), (0, 1, 0, 12), "c", "none")), 0.3),
+               Member.of_fit(fit_sarima(y, SarimaSpec((0, 1, 1), (0, 1, 0, 12), "n", "log")), 0.2),
+               Member.of_naive(SeasonalNaive(12).fit(y), 0.5)]
+    served = export_model("A", y, members, freq="M", season=12, last_period="2024-12-01").prepare()
+    for steps, confidence in ((5, 0.9), (36, 0.9), (1, 0.5), (12, 0.95)):
+        got = served.forecast(steps, confidence)
+        moments = [(m[:steps], s[:steps], t) for m, s, t in served._mean]
+        want = mixture_forecast(moments, served.weights, confidence)
+        for a, b in ((got.mean, want.mean), (got.lower, want.lower), (got.upper, want.upper)):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+    got = served.forecast(3, 0.9)
+    got.lower[:] = 0.0
+    assert served.forecast(3, 0.9).lower.min() > 0
+    for k in range(MAX_CACHED_BANDS + 3):
+        served.forecast(2, 0.5 + k / 100)
+    assert len(served._bands) == MAX_CACHED_BANDS and 0.9 not in served._bands
