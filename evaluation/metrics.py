@@ -306,20 +306,44 @@ def mase(y_true: ArrayLike, y_pred: ArrayLike, y_train: ArrayLike, season: int =
     """Mean absolute scaled error, in [0, inf); below 1 beats the in-sample seasonal-naive forecast.
 
     The scale is the mean of ``|y_train[t] - y_train[t - season]|``; when the training series has at
-    most ``season`` values the lag-1 naive forecast is used instead. A zero scale (a constant training
-    series) raises.
+    most ``season`` values the lag-1 naive forecast is used instead. Missing training values (NaN) are
+    left out of the scale (every pair with a missing value); ``y_true`` and ``y_pred`` must be complete (see
+    :func:`observed`). A zero scale (a constant training series) or no complete pair raises.
     """
     truth, pred = _vectors(y_true=y_true, y_pred=y_pred)
-    (train,) = _vectors(y_train=y_train)
+    try:
+        train = np.asarray(y_train, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise MetricInputError(f"y_train must be numeric: {exc}") from None
+    if train.ndim != 1:
+        raise MetricInputError(f"y_train must be one-dimensional, got shape {train.shape}")
+    if train.size == 0:
+        raise MetricInputError("y_train is empty")
+    if np.isinf(train).any():
+        raise MetricInputError("y_train contains infinite values")
     if isinstance(season, bool) or not isinstance(season, (int, np.integer)) or season < 1:
         raise MetricInputError(f"season must be a positive integer, got {season!r}")
     if train.size < 2:
         raise MetricInputError(f"y_train needs at least 2 values for a naive forecast, got {train.size}")
     lag = season if train.size > season else 1
-    scale = np.mean(np.abs(train[lag:] - train[:-lag]))
+    errors = np.abs(train[lag:] - train[:-lag])
+    errors = errors[np.isfinite(errors)]
+    if errors.size == 0:
+        raise MetricInputError(f"mase is undefined: y_train has no pair of observed values {lag} apart")
+    scale = np.mean(errors)
     if scale == 0:
         raise MetricInputError(f"mase is undefined: the lag-{lag} naive forecast of y_train has zero error")
     return float(np.mean(np.abs(truth - pred)) / scale)
+
+
+def observed(y_true: ArrayLike, *others: ArrayLike) -> list[np.ndarray]:
+    """``[y_true, *others]`` restricted to the positions where ``y_true`` is observed (not NaN): forecast metrics
+    skip the missing actuals of a series. Raises when none is observed."""
+    truth = np.asarray(y_true, dtype=float)
+    keep = ~np.isnan(truth)
+    if not keep.any():
+        raise MetricInputError(f"y_true has no observed value ({truth.size} missing)")
+    return [truth[keep], *(np.asarray(o, dtype=float)[keep] for o in others)]
 
 
 def interval_coverage(y_true: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> float:

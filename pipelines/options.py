@@ -131,3 +131,4 @@ def add_study_options(parser: argparse.ArgumentParser, family: Family, *, study_
                              "study; default in-memory")
     parser.add_argument("--study-name", default=study_name,
                         help=f"Optuna study name (default {study_name or 'derived from the options'})")
+

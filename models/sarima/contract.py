@@ -15,11 +15,13 @@ CONFIDENCE = Param("confidence", "double", 0.95, "coverage of the interval", low
 
 CONTRACT = Contract(
     name="sarima",
-    inputs=(Column("category", "string", "a series the model knows (the shop's categories and `All`)"), HORIZON),
+    inputs=(Column("category", "string", "a series the model knows (the shop's categories and `All`, or the "
+                                         "series of a `--series` file)"), HORIZON),
     params=(CONFIDENCE,),
     outputs=(
         Column("category", "string", "as sent"),
-        Column("period", "string", "ISO date of the period's start"),
+        Column("period", "string", "ISO date of the period's start, in the series' frequency (a month, "
+                                     "quarter, year, week from Monday or day)"),
         Column("step", "long", "1 for the next period"),
         Column("forecast", "double", "the point forecast"),
         Column("lower", "double", "lower end of the interval"),

@@ -44,7 +44,7 @@ class SarimaForecaster(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.series = load_series(context.artifacts["series"])
         for model in self.series.values():
-            model.prepare(HORIZON.high)
+            model.prepare(HORIZON.high).forecast(HORIZON.high, CONFIDENCE.default)  # the default band, computed once
         self.max_rows = row_limit(context.model_config)
 
     @property

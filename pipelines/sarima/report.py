@@ -2,7 +2,8 @@
 
 * :func:`score_forecast` scores a forecast of the held-out periods: ``mape``, ``smape``, ``mase`` (scaled by
   the in-sample seasonal-naive error of the training periods), ``rmse`` and ``interval_coverage`` (share of
-  actuals inside the interval). A metric that is undefined for the data (MAPE with a zero actual, MASE of a
+  actuals inside the interval). Missing test periods are skipped (:func:`evaluation.metrics.observed`), and
+  missing training values are left out of the MASE scale. A metric that is undefined for the data (MAPE with a zero actual, MASE of a
   constant training series) is left out and named in the returned notes, never faked.
 * :func:`series_figure` draws one series: the training actuals with the in-sample one-step fit, the test
   actuals, the forecast with its interval band and the seasonal-naive forecast; :func:`grid_figure` puts
@@ -25,7 +26,13 @@ TEST_METRICS = ("mape", "smape", "mase", "rmse", "interval_coverage")
 
 def score_forecast(y_train: np.ndarray, y_test: np.ndarray, forecast: Forecast,
                    season: int) -> tuple[dict[str, float], dict[str, str]]:
-    """``(scores, undefined)``: the test metrics, and for each one left out the reason."""
+    """``(scores, undefined)``: the test metrics over the observed test periods, and for each one left out the
+    reason."""
+    try:
+        y_test, mean, lower, upper = M.observed(y_test, forecast.mean, forecast.lower, forecast.upper)
+    except M.MetricInputError as exc:
+        return {}, {name: str(exc) for name in TEST_METRICS}
+    forecast = Forecast(mean, lower, upper)
     calls = {
         "mape": lambda: M.mape(y_test, forecast.mean),
         "smape": lambda: M.smape(y_test, forecast.mean),

@@ -1,8 +1,8 @@
 """The steps of one ``train_sarima`` run, on a typed :class:`SarimaConfig`.
 
-:func:`load_series_set` reads the shop's category series or the user's CSV; :func:`process_series` tunes,
-scores and exports one series in its own nested run (the studies through :func:`series_search`, which tracks
-each study's trials as nested runs); :func:`summary_table`, :func:`log_test_data` and :func:`log_model` (the
+:func:`load_series_set` reads the shop's category series or the user's CSV; :func:`process_series` searches,
+scores and exports one series in its own nested run (the search through :func:`series_search`, which tracks
+each candidate model as a nested trial run); :func:`summary_table`, :func:`log_test_data` and :func:`log_model` (the
 pyfunc model of every series, loaded back and compared with training's forecasts) finish the parent run.
 """
 
@@ -22,17 +22,16 @@ import pandas as pd
 
 from evaluation.splits import series_holdout
 from models.sarima.contract import CONTRACT, PYFUNC_FILE
-from models.sarima.model import (SARIMA, SeasonalNaive, export_sarima, export_seasonal_naive, fitted_values,
-                                 forecast_sarima)
+from models.sarima.model import SEASONAL_NAIVE, SeasonalNaive, export_model, export_seasonal_naive, fitted_values
 from pipelines.data.tables import dataset_digest, load_tables
 from pipelines.families import get, slug
 from pipelines.mlflow_logging import check_round_trip, columns_agree, log_figure, log_pyfunc_model, log_tables_input
-from pipelines.options import StudyOptions, TrainConfig
+from pipelines.options import NA_VALUES, StudyOptions, TrainConfig
 from pipelines.rescoring import log_holdout
 from pipelines.sarima import report
 from pipelines.sarima import series as sales_series
 from pipelines.sarima.series import SeriesSet
-from pipelines.sarima.tuning import IC_MARGIN, Search, choose_model
+from pipelines.sarima.tuning import Search, choose_model
 from pipelines.study import run_study
 from pipelines.tracking import default_data_dir
 
@@ -48,35 +47,32 @@ MODEL_REQUIREMENTS = ("numpy", "pandas", "scipy", "statsmodels")
 class SarimaConfig(TrainConfig):
     """What one ``train_sarima`` run does (the options of :mod:`pipelines.sarima.train`, checked).
 
-    ``study.n_trials`` counts per series; ``study.timeout`` is shared out between the series still to tune;
-    ``study.study_name`` is the prefix of every series' study name.
+    ``study.n_trials`` is the most candidate models the search fits per series; ``study.timeout`` is shared out
+    between the series still to tune; ``study.study_name`` is the prefix of every series' study name. ``freq``
+    None: inferred from a ``--series`` file's dates, monthly for the shop; ``season`` and ``test_periods`` None:
+    the frequency's (:data:`models.sarima.frequency.FREQUENCIES`).
     """
 
-    freq: str = "M"
-    test_periods: int = 6
+    freq: str | None = None
+    season: int | None = None
+    test_periods: int | None = None
     series: Path | None = None
     date_column: str | None = None
     value_column: str | None = None
     id_column: str | None = None
+    na_values: tuple[str, ...] = NA_VALUES  # missing-value markers of --series (blank cells always)
     registered_model: str | None = None
-    differencing: str = "tests"
-    ic_margin: float | None = IC_MARGIN
 
 
 def series_search(name: str, study: StudyOptions) -> Search:
-    """The ``search`` of :func:`pipelines.sarima.tuning.choose_model` for series ``name``: the first study runs in
-    the active (series) run, a fallback study in a nested run of its own (``<name>-nonseasonal``), so each study's
-    parameters stay separate."""
+    """The ``search`` of :func:`pipelines.sarima.tuning.choose_model` for series ``name``: an Optuna study in the
+    active (series) run, one nested run per candidate model (its orders as params, ``val_aicc``, its fit's
+    warnings and time as tags), so the MLflow UI compares the candidates like any study's trials."""
 
-    def search(objective, plan, *, enqueue, first: bool, timeout: float | None):
-        options = replace(study, study_name=f"{study.study_name}-{slug(name)}-{plan.mode}", timeout=timeout)
-        kwargs = dict(options=options, metrics=plan.metric, directions="minimize", enqueue=enqueue,
-                      trial_runs="complete", share_view=False)  # orders pruned by AICc get no run of their own
-        if first:
-            return run_study(objective, **kwargs)
-        with mlflow.start_run(run_name=f"{name}-{plan.mode}", nested=True,
-                              tags={"series": name, "fallback_study": plan.mode}):
-            return run_study(objective, **kwargs)
+    def search(objective, plan, *, enqueue, timeout: float | None, budget: int | None):
+        options = replace(study, study_name=f"{study.study_name}-{slug(name)}", timeout=timeout, n_trials=budget)
+        return run_study(objective, options=options, metrics="aicc", directions="minimize", enqueue=enqueue,
+                         share_view=False)
 
     return search
 
@@ -108,16 +104,18 @@ class SeriesOutcome:
 
 
 def process_series(name: str, values: pd.Series, season: int, config: SarimaConfig,
-                   timeout: float | None) -> SeriesOutcome:
-    """Tune, score and export one series inside its own nested run (the active run when called)."""
+                   timeout: float | None, freq: str, test_periods: int, counts: dict | None = None) -> SeriesOutcome:
+    """Search, score and export one series inside its own nested run (the active run when called)."""
     y = values.to_numpy(dtype=float)
-    freq, test_periods = config.freq, config.test_periods
     last_period = values.index[-1].date().isoformat()
     train, test = series_holdout(values, test_periods)
     n_test = len(test)
     y_train, y_test = train.to_numpy(float), test.to_numpy(float)
     mlflow.log_params({"series": name, "n_periods": y.size, "n_train": y_train.size, "n_test": n_test,
-                       "first_period": values.index[0].date().isoformat(), "last_period": last_period})
+                       "season": season, "first_period": values.index[0].date().isoformat(),
+                       "last_period": last_period})
+    mlflow.log_metrics({**{k: v for k, v in (counts or {}).items()},
+                        "n_missing_train": int(np.isnan(y_train).sum()), "n_missing_test": int(np.isnan(y_test).sum())})
     if n_test == 0:
         reason = f"too short to hold out {test_periods} test periods ({y.size} periods): seasonal naive, not scored"
         served = export_seasonal_naive(name, y, freq=freq, season=season, last_period=last_period, reason=reason)
@@ -129,33 +127,35 @@ def process_series(name: str, values: pd.Series, season: int, config: SarimaConf
     baseline_scores, _ = report.score_forecast(y_train, y_test, naive, season)
     mlflow.log_metrics({f"baseline_test_{k}": float(v) for k, v in baseline_scores.items()})
     search = series_search(name, config.study.named("sarima"))
-    choice = choose_model(y_train, season, n_test, search, timeout=timeout, differencing=config.differencing,
-                          ic_margin=config.ic_margin, name=name)
-    if choice.kind == SARIMA:
-        forecast = forecast_sarima(y_train, choice.spec, choice.train_fit.params, n_test)
-        fitted = fitted_values(y_train, choice.spec, choice.train_fit.params)
-        mlflow.log_params({"chosen_order": str(choice.spec.order), "chosen_seasonal_order":
-                           str(choice.spec.seasonal_order), "chosen_trend": choice.spec.trend,
-                           "chosen_transform": choice.spec.transform})
-        mlflow.log_metric("train_fit_warnings", choice.train_fit.n_warnings)
+    started = time.monotonic()
+    choice = choose_model(y_train, season, search, timeout=timeout, budget=config.study.n_trials, name=name)
+    search_seconds = time.monotonic() - started
+    # The served model: the members fitted on the training periods (so the test metrics describe what is served),
+    # with the Kalman states run through the whole series, so forecasts start after the last period and
+    # re-scoring the model on this run's held-out data reproduces its test metrics exactly.
+    served = export_model(name, y, choice.members, freq=freq, season=season, last_period=last_period,
+                          reason=choice.reason)
+    forecast = served.forecast_from_history(y_train, n_test)
+    if choice.best is not None:
+        best = choice.best.spec
+        fitted = fitted_values(y_train, best, choice.best.params)
+        mlflow.log_params({"chosen_order": str(best.order), "chosen_seasonal_order": str(best.seasonal_order),
+                           "chosen_trend": best.trend, "chosen_transform": best.transform})
+        mlflow.log_metrics({"chosen_aicc": choice.best.aicc, "train_fit_warnings": choice.best.n_warnings})
     else:
-        forecast = naive
         fitted = np.full(y_train.size, np.nan)
         lag = season if y_train.size > season else 1
         fitted[lag:] = y_train[:-lag]
+    mlflow.log_metrics({"n_candidates": choice.n_candidates, "n_members": len(served.members),
+                        "seasonal_naive_weight": sum(m.weight for m in served.members if m.kind == SEASONAL_NAIVE),
+                        "search_seconds": search_seconds})
+    mlflow.log_text(json.dumps([{"model": m.label(), "weight": round(m.weight, 6),
+                                 **({"aicc": choice.fits[m.spec].aicc} if m.spec in choice.fits else {})}
+                                for m in served.members], indent=1), "members.json")
     scores, undefined = report.score_forecast(y_train, y_test, forecast, season)
     mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
 
-    # The served model: the parameters scored on the test (fitted on the training periods), with the Kalman
-    # state run through the whole series, so forecasts start after the last period and re-scoring the model on
-    # this run's held-out data reproduces its test metrics exactly.
-    if choice.kind == SARIMA:
-        served = export_sarima(name, y, choice.spec, choice.train_fit, freq=freq, last_period=last_period,
-                               reason=choice.reason)
-    else:
-        served = export_seasonal_naive(name, y, freq=freq, season=season, last_period=last_period,
-                                       reason=choice.reason)
-    tags = {"model": served.describe(), "model_kind": served.kind, "tuning_mode": choice.plan.mode}
+    tags = {"model": served.describe()[:5000], "model_kind": served.kind, "tuning_mode": choice.plan.mode}
     if choice.reason:
         tags["fallback_reason"] = choice.reason[:5000]
     if undefined:
@@ -165,13 +165,13 @@ def process_series(name: str, values: pd.Series, season: int, config: SarimaConf
 
     panel = report.SeriesPanel(name, train, test, fitted, forecast, naive.mean, served.describe())
     log_figure(report.series_figure(panel), "plots/forecast.png")
-    n_trials_run = sum(len(s.study.trials) for s in choice.studies)
     logger.info("series %s: %s, test %s (seasonal naive %s)%s", name, served.describe(),
                 ", ".join(f"{k}={v:.4f}" for k, v in scores.items()),
                 ", ".join(f"{k}={v:.4f}" for k, v in baseline_scores.items()),
                 f"; fallback: {choice.reason}" if choice.reason else "")
     return SeriesOutcome(name, mlflow.active_run().info.run_id, served, served.describe(), served.kind,
-                         choice.reason, y_train.size, n_test, scores, baseline_scores, undefined, panel, n_trials_run)
+                         choice.reason, y_train.size, n_test, scores, baseline_scores, undefined, panel,
+                         choice.n_candidates)
 
 
 def fallback_outcome(name: str, values: pd.Series, season: int, freq: str, exc: Exception) -> SeriesOutcome:
@@ -232,11 +232,7 @@ def training_forecasts(series_set: SeriesSet, outcomes: list[SeriesOutcome], ste
     frames = []
     for o in outcomes:
         served = o.served
-        y = series_set.series[o.name].to_numpy(float)
-        if served.kind == SARIMA:
-            forecast = forecast_sarima(y, served.spec, served.params, steps, confidence)
-        else:
-            forecast = served.forecast(steps, confidence)
+        forecast = served.forecast_from_history(series_set.series[o.name].to_numpy(float), steps, confidence)
         frames.append(pd.DataFrame({"category": o.name, "period": served.periods(steps),
                                     "step": np.arange(1, steps + 1), "forecast": forecast.mean,
                                     "lower": forecast.lower, "upper": forecast.upper}))
@@ -268,7 +264,8 @@ def load_series_set(config: SarimaConfig):
     series, freq = config.series, config.freq
     if series is not None:
         series_set = sales_series.read_series_csv(series, config.date_column, config.value_column,
-                                                  config.id_column, freq)
+                                                  config.id_column, freq, config.na_values)
+        series_set.season_override = config.season
         digest = dataset_digest({"series": series_set.frame()})
 
         def log_inputs():
@@ -281,7 +278,8 @@ def load_series_set(config: SarimaConfig):
 
     data_dir = config.data_dir or default_data_dir()
     tables = load_tables(data_dir)
-    series_set = sales_series.category_series(tables["transactions"], freq, source=str(data_dir / "transactions"))
+    series_set = sales_series.category_series(tables["transactions"], freq or "M", source=str(data_dir / "transactions"))
+    series_set.season_override = config.season
     digest = dataset_digest(tables)
 
     def log_inputs():
@@ -290,7 +288,7 @@ def load_series_set(config: SarimaConfig):
             log_tables_input(tables, data_dir, digest, names=("transactions",))
             frame = series_set.frame()
             mlflow.log_input(mlflow.data.from_pandas(frame, source=str(data_dir / "transactions"),
-                                                     name=f"sales-{freq}-{digest}"), context="training")
+                                                     name=f"sales-{series_set.freq}-{digest}"), context="training")
     return series_set, digest, log_inputs
 
 

@@ -200,6 +200,23 @@ def test_mase_hand_computed():
         m.mase([1], [2], [1, 2], season=0)
 
 
+
+def test_mase_leaves_missing_training_values_out_of_its_scale():
+    # season 2, y_train [1, 3, nan, 6, 4]: pairs (1, nan) and (3, 6), (nan, 4) -> only |6 - 3| = 3 is observed
+    assert m.mase([5], [2], [1, 3, np.nan, 6, 4], season=2) == pytest.approx(3 / 3)
+    with pytest.raises(MetricInputError, match="no pair of observed values 2 apart"):
+        m.mase([5], [2], [1, np.nan, np.nan, 6], season=2)
+    with pytest.raises(MetricInputError, match="NaN"):
+        m.mase([np.nan], [2], [1, 3, 2, 6], season=2)  # the actuals must be complete: see observed()
+
+
+def test_observed_keeps_the_positions_of_observed_actuals():
+    truth, pred, low = m.observed([1.0, np.nan, 3.0], [1.5, 2.0, 2.5], [0.0, 1.0, 2.0])
+    assert truth.tolist() == [1.0, 3.0] and pred.tolist() == [1.5, 2.5] and low.tolist() == [0.0, 2.0]
+    assert m.mape(truth, pred) == pytest.approx(np.mean([0.5, 0.5 / 3]))
+    with pytest.raises(MetricInputError, match="no observed value"):
+        m.observed([np.nan, np.nan], [1.0, 2.0])
+
 def test_interval_coverage():
     # 1 in [0, 2] yes, 5 in [4, 5] yes (inclusive), 9 in [1, 3] no -> 2/3
     assert m.interval_coverage([1, 5, 9], [0, 4, 1], [2, 5, 3]) == pytest.approx(2 / 3)

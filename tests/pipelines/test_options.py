@@ -54,8 +54,9 @@ def test_a_fractional_trial_count_is_a_usage_error(command, capsys):
 def test_family_specific_options_parse_as_mlproject_passes_them():
     itemcf = parse_args(["train-itemcf", "--k", "5.0", "--max-neighbours", "250.0", "--test-days", ""])
     assert (itemcf.k, itemcf.max_neighbours, itemcf.test_days) == (5, 250, 60)
-    sarima = parse_args(["train-sarima", "--test-periods", "4.0", "--ic-margin", "off", "--series", ""])
-    assert (sarima.test_periods, sarima.ic_margin, sarima.series) == (4, None, None)
+    sarima = parse_args(["train-sarima", "--test-periods", "4.0", "--season", "4.0", "--freq", "Q", "--series", "",
+                         "--na-values", ""])
+    assert (sarima.test_periods, sarima.season, sarima.freq, sarima.series, sarima.na_values) == (4, 4, "Q", None, None)
     churn = parse_args(["train-churn", "--window-days", "30.0", "--table", "", "--cost-ratio", ""])
     assert (churn.window_days, churn.table, churn.cost_ratio) == (30, None, None)
     segments = parse_args(["train-segments", "--min-k", "3.0", "--max-k", "6"])

@@ -21,6 +21,12 @@ def test_conda_env_mirrors_pyproject_dependencies():
     assert sorted(pip_section) == sorted(declared)
 
 
+def test_conda_env_names_the_bench_extra():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    line = next(ln for ln in (ROOT / "conda.yaml").read_text().splitlines() if ln.startswith("# bench: "))
+    assert sorted(v.strip() for v in line.removeprefix("# bench: ").split(",")) == sorted(extras["bench"])
+
+
 def entry_points() -> dict:
     from mlflow.projects._project_spec import load_project
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.sarima.frequency import next_periods
 from models.sarima.model import (SEASONAL_NAIVE, FitError, Forecast, SarimaSpec, SeasonalNaive, SeriesModel,
-                           export_sarima, export_seasonal_naive, fit_sarima, forecast_sarima, next_periods)
+                                 export_sarima, export_seasonal_naive, fit_sarima, forecast_sarima)
 
 
 def seasonal_series(n: int = 48, seed: int = 0) -> np.ndarray:
@@ -78,9 +79,110 @@ def test_seasonal_naive_export_round_trips_through_json():
     np.testing.assert_allclose(again.forecast(3).mean, y[-12:-9])
 
 
-def test_next_periods_weekly_and_daily():
+def test_next_periods_follow_the_frequency():
     assert next_periods("2024-01-01", "W", 2) == ["2024-01-08", "2024-01-15"]
     assert next_periods("2024-02-28", "D", 2) == ["2024-02-29", "2024-03-01"]
+    assert next_periods("2024-10-01", "Q", 3) == ["2025-01-01", "2025-04-01", "2025-07-01"]
+    assert next_periods("2024-12-31", "Q", 1) == ["2025-01-01"]  # any date of the last quarter
+    assert next_periods("2023-01-01", "Y", 2) == ["2024-01-01", "2025-01-01"]
+
+
+def test_the_frequency_table_gives_season_and_default_test_periods():
+    from models.sarima.frequency import FREQUENCIES, frequency
+
+    assert {c: (f.season, f.test_periods) for c, f in FREQUENCIES.items()} == {
+        "Y": (1, 4), "Q": (4, 4), "M": (12, 6), "W": (52, 8), "D": (7, 14)}
+    with pytest.raises(ValueError, match="unknown frequency 'H'"):
+        frequency("H")
+
+
+def test_fit_keeps_missing_values_missing_and_counts_what_the_likelihood_uses():
+    y = seasonal_series(60)
+    gappy = y.copy()
+    gappy[[5, 30]] = np.nan
+    spec = SarimaSpec((0, 1, 1), (0, 1, 1, 12), "n", "log")
+    full, fit = fit_sarima(y, spec), fit_sarima(gappy, spec)
+    assert full.n_eff == 60 - 13 and fit.n_obs == 58
+    # (1 - B)(1 - B^12) y_t uses y_t, y_t-1, y_t-12, y_t-13: the gap at 30 removes the differences at 30, 31, 42
+    # and 43; the gap at 5 (inside the first 13, lost anyway) those at 17 and 18
+    assert fit.n_eff == 60 - 13 - 6
+    assert fit.param_names[-1] == "sigma2" and fit.params[-1] > 0  # the concentrated-out variance, appended
+    forecast = forecast_sarima(gappy, spec, fit.params, 6)
+    assert np.isfinite(forecast.mean).all() and np.all(forecast.lower < forecast.upper)
+
+
+def test_aicc_is_of_the_original_values_so_log_and_raw_models_compare():
+    rng = np.random.default_rng(4)
+    t = np.arange(96)
+    y = np.exp(4 + 0.02 * t + 0.3 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.05, t.size))  # multiplicative
+    raw, log = (fit_sarima(y, SarimaSpec((0, 1, 1), (0, 1, 1, 12), "n", tr)) for tr in ("none", "log"))
+    k, n = 3, 96 - 13
+    assert log.log_jacobian == pytest.approx(np.log(y[13:]).sum())
+    assert log.aicc == pytest.approx(-2 * (log.loglike - log.log_jacobian) + 2 * k + 2 * k * (k + 1) / (n - k - 1))
+    assert raw.log_jacobian == 0.0
+    assert log.aicc < raw.aicc  # the log model describes this series better, in the same units
+
+
+def test_seasonal_naive_takes_a_missing_value_from_an_earlier_season():
+    y = np.arange(1.0, 37.0)  # three seasons of 12
+    y[30] = np.nan  # position 6 of the last season
+    model = SeasonalNaive(12).fit(y)
+    assert model.last_[6] == y[18]  # one season earlier
+    assert model.sigma_ == pytest.approx(12.0)  # the pairs with the missing value are left out
+    np.testing.assert_allclose(model.forecast(12).mean[:6], y[24:30])
+
+
+def test_a_mixture_interval_holds_the_confidence_of_the_members_together():
+    from scipy.stats import norm
+
+    from models.sarima.model import mixture_forecast
+
+    a = (np.array([np.log(100.0)]), np.array([0.1]), "log")
+    b = (np.array([120.0]), np.array([10.0]), "none")
+    forecast = mixture_forecast([a, b], [0.25, 0.75], 0.9)
+    assert forecast.mean[0] == pytest.approx(0.25 * 100 + 0.75 * 120)
+
+    def cdf(x):
+        return 0.25 * norm.cdf((np.log(x) - a[0][0]) / 0.1) + 0.75 * norm.cdf((x - 120.0) / 10.0)
+
+    assert cdf(forecast.lower[0]) == pytest.approx(0.05, abs=1e-9)
+    assert cdf(forecast.upper[0]) == pytest.approx(0.95, abs=1e-9)
+    single = mixture_forecast([b], [1.0], 0.9)  # one member: its own Gaussian interval
+    assert single.upper[0] == pytest.approx(120 + 1.644854 * 10, rel=1e-6)
+
+
+def test_a_hedged_model_serves_the_same_mixture_from_its_json_and_from_the_full_history():
+    import json
+
+    from models.sarima.model import Member, export_model
+
+    y = seasonal_series(40)
+    y[20] = np.nan
+    spec = SarimaSpec((0, 0, 0), (0, 1, 0, 12), "c", "log")
+    members = [Member.of_fit(fit_sarima(y, spec), 0.5), Member.of_naive(SeasonalNaive(12).fit(y), 0.5)]
+    served = export_model("A", y, members, freq="Q", season=12, last_period="2024-10-01")
+    again = SeriesModel.from_dict(json.loads(json.dumps(served.to_dict())))  # NaN travels as null
+    for got in (again.forecast(8, 0.8), served.forecast_from_history(y, 8, 0.8)):
+        np.testing.assert_allclose(got.upper, served.forecast(8, 0.8).upper, rtol=1e-9)
+    assert again.periods(2) == ["2025-01-01", "2025-04-01"]
+    assert again.describe() == "SARIMA(0,0,0)(0,1,0,12) trend=c transform=log; 50% seasonal naive"
+
+
+def test_a_hedged_model_fitted_on_the_training_periods_serves_the_last_season_of_the_whole_series():
+    """The job fits the members on the training periods and exports them on the whole series: the seasonal naive
+    member then repeats the whole series' last season (as forecast_from_history does), not the training one's."""
+    from models.sarima.model import Member, export_model
+
+    y = seasonal_series(40)
+    train = y[:-6]
+    spec = SarimaSpec((0, 0, 0), (0, 1, 0, 12), "c", "none")
+    naive = SeasonalNaive(12).fit(train)
+    members = [Member.of_fit(fit_sarima(train, spec), 0.5), Member.of_naive(naive, 0.5)]
+    served = export_model("A", y, members, freq="M", season=12, last_period="2024-04-01")
+    assert served.members[1].last == pytest.approx(list(y[-12:])) and served.members[1].sigma == naive.sigma_
+    assert members[1].last == pytest.approx(list(train[-12:]))  # the caller's members are left alone
+    np.testing.assert_allclose(served.forecast(12).mean, served.forecast_from_history(y, 12).mean, rtol=1e-9)
+    np.testing.assert_allclose(served.forecast(12).lower, served.forecast_from_history(y, 12).lower, rtol=1e-9)
 
 
 def test_interval_coverage_is_the_share_of_actuals_inside_the_band():
@@ -105,38 +207,6 @@ def test_undefined_metrics_are_left_out_with_a_reason():
     assert "mape" not in scores and "mape" in undefined
     assert "mase" not in scores  # constant training series: the MASE scale is zero
     assert scores["interval_coverage"] == 1.0
-
-
-class TestFallbackPlans:
-    def test_short_series_falls_back_to_a_nonseasonal_search_and_says_why(self):
-        from pipelines.sarima.tuning import NONSEASONAL, plan_series
-
-        plan = plan_series(seasonal_series(18), season=12, horizon=6)  # 24 months less a test of 6
-        assert plan.mode == NONSEASONAL
-        assert "too short for the seasonal period 12: 18 training periods" in plan.reason
-        assert plan.folds and plan.folds[-1][1] == 18
-
-    def test_very_short_series_falls_back_to_seasonal_naive(self):
-        from pipelines.sarima.tuning import NAIVE, plan_series
-
-        plan = plan_series(seasonal_series(10), season=12, horizon=6)
-        assert plan.mode == NAIVE
-        assert "too short for ARIMA: 10 training periods" in plan.reason
-
-    def test_constant_series_falls_back_to_seasonal_naive(self):
-        from pipelines.sarima.tuning import NAIVE, plan_series
-
-        plan = plan_series(np.full(40, 7.0), season=12, horizon=6)
-        assert plan.mode == NAIVE
-        assert plan.reason == "constant series: all 40 training periods are 7"
-
-    def test_long_seasonal_series_gets_a_seasonal_search_with_tested_differencing(self):
-        from pipelines.sarima.tuning import SEASONAL, plan_series
-
-        plan = plan_series(seasonal_series(48), season=12, horizon=6)
-        assert plan.mode == SEASONAL
-        assert {D for _, _, D in plan.differencing} == {1}
-        assert all(end <= 48 for _, end in plan.folds)
 
 
 @pytest.mark.e2e
@@ -178,65 +248,25 @@ def test_prepared_forecasts_are_copies_of_the_cached_moments():
     assert served.periods(1) == ["2025-01-01"]
 
 
-@pytest.mark.e2e
-def test_aicc_screen_prunes_implausible_specs_and_the_choice_is_the_best_cv_among_plausible_ones():
-    import optuna
+def test_a_mixture_serves_each_confidence_from_one_computed_band():
+    """A request slices the band of its confidence (a step's interval depends only on that step), computed once per
+    confidence: the same numbers as the mixture of the sliced moments, as copies."""
+    from models.sarima.model import MAX_CACHED_BANDS, Member, export_model, mixture_forecast
 
-    from pipelines.sarima.tuning import ICScreen, _refit_best, aicc, make_objective, plan_series
-    from pipelines.study import StudyResult
-
-    y = seasonal_series(72, seed=5)
-    plan = plan_series(y, 12, 12)
-    good = SarimaSpec((1, plan.orders_for("none")[0], 0), (0, plan.orders_for("none")[1], 1, 12), "c", "none")
-    fit = fit_sarima(y, good)
-    k, n = len(fit.params), y.size - good.n_diff
-    assert aicc(fit) == pytest.approx(fit.aic + 2 * k * (k + 1) / (n - k - 1))
-
-    objective = make_objective(y, plan, ic_margin=2.0)
-    study = optuna.create_study()
-    for params in ({"p": 1, "q": 0, "seasonal": "0,1", "trend": "c", "transform": "none"},
-                   {"p": 0, "q": 0, "seasonal": "0,0", "trend": "n", "transform": "none"},
-                   {"p": 0, "q": 0, "seasonal": "0,0", "trend": "n", "transform": "log"}):
-        study.enqueue_trial(params)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study.optimize(objective, n_trials=3)
-    states = [t.state.name for t in study.trials]
-    # the white-noise spec is far worse by AICc than the first one of the same group: pruned, never CV-scored;
-    # the log spec is the first of its own group (another likelihood), so it is cross-validated
-    assert states == ["COMPLETE", "PRUNED", "COMPLETE"]
-    assert all("aicc" in t.user_attrs for t in study.trials)
-    screen = objective.screen
-    assert isinstance(screen, ICScreen) and set(screen.best) == {("none", *plan.orders_for("none")),
-                                                                  ("log", *plan.orders_for("log"))}
-    spec, chosen = _refit_best(y, StudyResult(study, [study.best_trial], 2, 1, 0), plan, screen)
-    assert chosen is screen.fits[spec]  # the full-data fit is reused, not refitted
-    best_cv = min((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
-    assert spec.transform == best_cv.params["transform"]
-
-
-def test_refit_prefers_the_best_cv_score_among_specs_within_the_aicc_margin():
-    import optuna
-
-    from pipelines.sarima.tuning import ICScreen, _refit_best, aicc, plan_series
-    from pipelines.study import StudyResult
-
-    y = seasonal_series(72, seed=5)
-    plan = plan_series(y, 12, 12)
-    d, D = plan.orders_for("none")
-    rich, poor = (SarimaSpec((1, d, 0), (0, D, 1, 12), "c", "none"), SarimaSpec((0, d, 0), (0, D, 0, 12), "n", "none"))
-    screen = ICScreen(y, 2.0)
-    for spec in (rich, poor):
-        screen.check(spec)
-    assert aicc(screen.fits[poor]) > aicc(screen.fits[rich]) + 2  # poor is implausible by AICc
-    study = optuna.create_study()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    values = {0: 0.5, 1: 0.1}  # ... but has the better (made-up) CV score
-    for p, q, seasonal, trend in ((1, 0, "0,1", "c"), (0, 0, "0,0", "n")):
-        study.enqueue_trial({"p": p, "q": q, "seasonal": seasonal, "trend": trend, "transform": "none"})
-    study.optimize(lambda t: (t.suggest_int("p", 0, 3), t.suggest_int("q", 0, 3),
-                              t.suggest_categorical("seasonal", list(plan.seasonal_forms)),
-                              t.suggest_categorical("trend", list(plan.trends)),
-                              t.suggest_categorical("transform", ["none"])) and values[t.number], n_trials=2)
-    result = StudyResult(study, [study.best_trial], 2, 0, 0)
-    assert _refit_best(y, result, plan, screen)[0] == rich
-    assert _refit_best(y, result, plan, ICScreen(y, None))[0] == poor  # without the screen: best CV score
+    y = seasonal_series(48)
+    members = [Member.of_fit(fit_sarima(y, SarimaSpec((1, 0, 0), (0, 1, 0, 12), "c", "none")), 0.3),
+               Member.of_fit(fit_sarima(y, SarimaSpec((0, 1, 1), (0, 1, 0, 12), "n", "log")), 0.2),
+               Member.of_naive(SeasonalNaive(12).fit(y), 0.5)]
+    served = export_model("A", y, members, freq="M", season=12, last_period="2024-12-01").prepare()
+    for steps, confidence in ((5, 0.9), (36, 0.9), (1, 0.5), (12, 0.95)):
+        got = served.forecast(steps, confidence)
+        moments = [(m[:steps], s[:steps], t) for m, s, t in served._mean]
+        want = mixture_forecast(moments, served.weights, confidence)
+        for a, b in ((got.mean, want.mean), (got.lower, want.lower), (got.upper, want.upper)):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+    got = served.forecast(3, 0.9)
+    got.lower[:] = 0.0
+    assert served.forecast(3, 0.9).lower.min() > 0
+    for k in range(MAX_CACHED_BANDS + 3):
+        served.forecast(2, 0.5 + k / 100)
+    assert len(served._bands) == MAX_CACHED_BANDS and 0.9 not in served._bands

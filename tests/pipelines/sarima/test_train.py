@@ -60,8 +60,9 @@ def test_bad_series_csv_names_the_file_the_column_and_the_line(tmp_path):
     with pytest.raises(DataValidationError, match=r"sales.csv: no column 'value' \(--value-column\); the file has "
                                                   r"'month', 'amount'"):
         read_series_csv(path, "month", "value")
-    with pytest.raises(DataValidationError, match=r"column 'amount' has 1 missing or non-numeric value\(s\); "
-                                                  r"first at line 3: 'x'"):
+    with pytest.raises(DataValidationError, match=r"sales.csv: column 'amount' has 1 non-numeric value\(s\) that are "
+                                                  r"not missing-value markers \('', '\?', 'NA', 'N/A', 'null', '-'; "
+                                                  r"--na-values\); first at line 3: 'x'"):
         read_series_csv(path, "month", "amount")
 
 
@@ -141,9 +142,10 @@ def test_job_scores_every_series_and_tags_the_fallbacks(job):
     assert set(runs) == {"A", "B", "C"}
     assert runs["A"].data.tags["tuning_mode"] == "seasonal" and "fallback_reason" not in runs["A"].data.tags
     assert runs["B"].data.tags["tuning_mode"] == "nonseasonal"
-    assert "too short for the seasonal period 12: 14 training periods" in runs["B"].data.tags["fallback_reason"]
+    assert ("too short for the seasonal period 12: 14 observed training periods, seasonal terms need 25 (two "
+            "seasons and one); a non-seasonal search") == runs["B"].data.tags["fallback_reason"]
     assert runs["C"].data.tags["model_kind"] == "seasonal_naive"
-    assert runs["C"].data.tags["fallback_reason"] == "constant series: all 34 training periods are 40"
+    assert runs["C"].data.tags["fallback_reason"] == "constant series: all 34 observed training periods are 40"
     parent = mlflow.get_run(result.run_id)
     for key in ("test_mape", "test_smape", "test_mase", "test_rmse", "test_interval_coverage",
                 "baseline_test_mape", "baseline_test_mase"):
@@ -157,14 +159,16 @@ def test_job_scores_every_series_and_tags_the_fallbacks(job):
     assert {"plots", "holdout", "series_summary.csv", "forecasts"} <= artifacts
     trials = mlflow.MlflowClient().search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{runs['A'].info.run_id}'")
-    # only cross-validated trials have a run (the orders the AICc screen prunes stay in study/trials.csv), each
-    # with its AICc and warning counts as tags and its score as the metric the runs table sorts by
+    # one run per candidate fitted, with its AICc as the metric the runs table sorts by and its fit's warning
+    # count, spec and differencing as tags
     study_trials = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=runs["A"].info.run_id,
                                                                    artifact_path="study/trials.csv"))
     ran = study_trials[study_trials["state"] != "WAITING"]  # the enqueued starting models not reached stay WAITING
     assert len(ran) == 2 and 1 <= len(trials) == int((ran["state"] == "COMPLETE").sum())
-    assert all(t.data.tags["trial_state"] == "COMPLETE" and t.info.status == "FINISHED" and "val_mape" in t.data.metrics
-               and "aicc" in t.data.tags and "n_warnings" in t.data.tags for t in trials)
+    assert all(t.data.tags["trial_state"] == "COMPLETE" and t.info.status == "FINISHED" and "val_aicc" in t.data.metrics
+               and "n_warnings" in t.data.tags and t.data.tags["spec"].startswith("SARIMA(") for t in trials)
+    assert runs["A"].data.metrics["chosen_aicc"] == pytest.approx(min(t.data.metrics["val_aicc"] for t in trials))
+    assert runs["A"].data.metrics["n_missing"] == 0 and runs["A"].data.metrics["n_rows"] == 40
     assert runs["A"].data.tags["role"] == "series" and runs["A"].info.run_name.startswith("A: ")
 
 
@@ -221,7 +225,7 @@ def test_test_periods_never_reach_the_search(job):
         children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
         return (sorted((c.data.params["p"], c.data.params["q"], c.data.params.get("seasonal"),
                         c.data.params["trend"], c.data.params["transform"], c.data.tags["trial_state"],
-                        round(c.data.metrics.get("val_mape", -1.0), 12), c.data.tags["aicc"])
+                        round(c.data.metrics.get("val_aicc", -1.0), 9))
                        for c in children), run)
 
     (before, run_before), (after, run_after) = trials(job.result), trials(changed)
@@ -230,15 +234,19 @@ def test_test_periods_never_reach_the_search(job):
     assert run_before.data.metrics["test_mape"] != pytest.approx(run_after.data.metrics["test_mape"])
 
 
-def test_ic_margin_option():
-    from pipelines.sarima.tuning import IC_MARGIN
+def test_freq_and_season_options():
+    from pipelines.errors import ConfigurationError
+    from pipelines.sarima.train import config_from_args
 
-    assert _args().ic_margin == IC_MARGIN
-    from pipelines.sarima.train import add_arguments
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    assert parser.parse_args(["--ic-margin", "off"]).ic_margin is None
-    assert parser.parse_args(["--ic-margin", "4"]).ic_margin == 4.0
+    config = config_from_args(_args(freq="Q", season=2, test_periods=3))
+    assert (config.freq, config.season, config.test_periods) == ("Q", 2, 3)
+    defaults = config_from_args(_args())
+    assert (defaults.freq, defaults.season, defaults.test_periods) == (None, None, None)
     with pytest.raises(SystemExit):
-        parser.parse_args(["--ic-margin", "-1"])
+        _args(freq="H")  # not in the frequency table
+    with pytest.raises(ConfigurationError, match="--season must be a positive integer, got 0"):
+        config_from_args(_args(season=0))
+    with pytest.raises(ConfigurationError, match="--na-values and --registered-model go with --series"):
+        config_from_args(_args(na_values="n/a"))
+    own = config_from_args(_args(series="x.csv", date_column="d", value_column="v", na_values="n/a,none?"))
+    assert own.na_values == ("n/a", "none?")
