@@ -174,6 +174,16 @@ class Postgres:
             return [row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate")]
 
 
+def open_optuna_storage(url: str):
+    """An Optuna ``RDBStorage`` of ``url`` for a test process that only reads or writes a little: no connection
+    pool, so no connection outlives its use (pooled psycopg connections left to the garbage collector raise
+    ``ResourceWarning``, an error under this project's pytest settings)."""
+    import optuna
+    from sqlalchemy.pool import NullPool
+
+    return optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": NullPool})
+
+
 class MlflowServer:
     """A real ``mlflow server`` with a database backend store and proxied artifacts (see the module docstring)."""
 

@@ -46,8 +46,11 @@ def test_mlflow_server_stores_runs_in_postgres_and_artifacts_through_the_server(
 def test_optuna_storage_is_a_database_on_the_same_server(optuna_storage, postgres):
     import optuna
 
+    from tests.team.servers import open_optuna_storage as open_storage
+
     assert optuna_storage.startswith(f"postgresql+psycopg://postgres@127.0.0.1:{postgres.port}/")
-    study = optuna.create_study(study_name="s", storage=optuna_storage, sampler=optuna.samplers.RandomSampler(0))
+    storage = open_storage(optuna_storage)
+    study = optuna.create_study(study_name="s", storage=storage, sampler=optuna.samplers.RandomSampler(0))
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
-    again = optuna.load_study(study_name="s", storage=optuna_storage)
+    again = optuna.load_study(study_name="s", storage=open_storage(optuna_storage))
     assert len(again.trials) == 3 and again.best_value == study.best_value
