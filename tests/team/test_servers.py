@@ -54,3 +54,6 @@ def test_optuna_storage_is_a_database_on_the_same_server(optuna_storage, postgre
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
     again = optuna.load_study(study_name="s", storage=open_storage(optuna_storage))
     assert len(again.trials) == 3 and again.best_value == study.best_value
+    # a plain postgresql:// URL reaches the same study through psycopg 3 (SQLAlchemy 2.1's default driver; README)
+    plain = optuna_storage.replace("postgresql+psycopg://", "postgresql://")
+    assert len(optuna.load_study(study_name="s", storage=open_storage(plain)).trials) == 3
