@@ -14,8 +14,9 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 
+# test: pytest and the browser driver; team: the PostgreSQL driver; spark: pyspark (the team-mode tests use all three)
 install-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,team,spark]"
 
 run: install
 	$(BIN)/storefront main

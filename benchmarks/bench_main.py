@@ -23,10 +23,12 @@ BIN = Path(sys.executable).parent
 TARGET_SECONDS = 600
 
 
-def run_main(home: Path, quick: bool) -> dict:
+def run_main(home: Path, quick: bool, tracking_uri: str | None = None, extra: tuple[str, ...] = ()) -> dict:
+    """``storefront main`` in ``home`` (tracking: ``tracking_uri``, default the home's SQLite store; ``extra``:
+    more options, e.g. ``--storage``)."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "STOREFRONT_HOME": str(home),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}"}
-    command = ["/usr/bin/time", "-v", str(BIN / "storefront"), "main", *(["--quick"] if quick else [])]
+           "MLFLOW_TRACKING_URI": tracking_uri or f"sqlite:///{home / 'mlflow.db'}"}
+    command = ["/usr/bin/time", "-v", str(BIN / "storefront"), "main", *(["--quick"] if quick else []), *extra]
     started = time.monotonic()
     proc = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True)
     wall = time.monotonic() - started

@@ -152,45 +152,11 @@ def storeless_mlflow_env(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def serve_mlflow_server(tmp_path):
-    """A real `mlflow server` on a free loopback port with its own store; yields (url, artifact root)."""
-    import socket
-    import subprocess
-    import sys
-    import time
+    """A real `mlflow server` on a free loopback port with its own SQLite store; yields (url, artifact root).
+    (:class:`tests.team.servers.MlflowServer`; the team tests put the same server on PostgreSQL.)"""
+    from tests.team.servers import MlflowServer
 
-    import requests
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     store = tmp_path / "server"
     store.mkdir()
-    bin_dir = str(Path(sys.executable).parent)
-    env = child_env()
-    log = open(store / "server.log", "w")
-    proc = subprocess.Popen(
-        [str(Path(bin_dir) / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{store / 'server.db'}",
-         "--artifacts-destination", str(store / "artifacts"), "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError((store / "server.log").read_text()[-3000:])
-            try:
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError((store / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield url, store / "artifacts"
-    finally:
-        import signal
-
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+    with MlflowServer(f"sqlite:///{store / 'server.db'}", store / "artifacts", store / "server.log") as server:
+        yield server.url, store / "artifacts"

@@ -2,7 +2,8 @@
 
 Reads ``--data-dir`` (default ``<project>/data/generated``; generated with the default size when absent,
 or a small size with ``--quick``). Runs ``train_svdpp``, ``train_itemcf``, ``train_churn`` and
-``train_sarima`` with their default budgets (``--quick``: a few trials each, for tests and smoke runs); each
+``train_sarima`` with their default budgets (``--quick``: a few trials each, for tests and smoke runs) and
+``--storage`` when given (the Optuna storage of every study, e.g. a team's PostgreSQL); each
 logs its study in its MLflow experiment and registers its winner as ``challenger`` when it beats its
 baseline. Then the better recommender on the shared test window is registered as
 ``storefront-recommender``, every challenger is offered for promotion to ``champion``, and a summary table
@@ -38,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", default=",".join(MAIN_FAMILIES),
                         help=f"comma-separated subset of {', '.join(MAIN_FAMILIES)}")
     parser.add_argument("--margin", type=float, default=0.0, help="promotion margin (see `storefront promote`)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL for every family's study (postgresql+psycopg://... for a team, "
+                             "README \"Team and scale\"); default in-memory")
 
 
 def ensure_data(data_dir: Path, quick: bool) -> Path:
@@ -70,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
         declared = FAMILIES[family]
         logger.info("=== %s ===", family)
         budget = ["--n-trials", str(declared.quick_trials)] if args.quick else []
+        storage = ["--storage", args.storage] if args.storage else []
         try:
-            result = train_from_args(parse_args([declared.command, "--data-dir", str(data_dir), *budget]))
+            result = train_from_args(parse_args([declared.command, "--data-dir", str(data_dir), *budget, *storage]))
             version = registry.register_if_better(result)
         except Exception as exc:  # one family failing must not stop the others; it is reported and exits 1
             logger.exception("%s failed", family)
@@ -128,8 +133,13 @@ def _print_summary(rows, failures, seconds: float) -> None:
         print(f"FAILED {family}: {error}")
     uri = tracking.tracking_uri()
     print(f"\nmain job finished in {seconds / 60:.1f} min. Next:")
-    print(f"  mlflow ui --backend-store-uri {uri} --port {UI_PORT}")
-    for line in ui_links([row[0] for row in rows]):
+    if uri.startswith(("http://", "https://")):  # a tracking server is its own UI
+        print(f"  open the tracking server's UI at {uri}")
+        links = ui_links([row[0] for row in rows], ui=uri.rstrip("/"))
+    else:
+        print(f"  mlflow ui --backend-store-uri {uri} --port {UI_PORT}")
+        links = ui_links([row[0] for row in rows])
+    for line in links:
         print(f"    {line}")
     for family, port in SERVE_PORTS.items():
         print(f"  MLFLOW_TRACKING_URI={uri} mlflow models serve -m models:/{FAMILIES[family].registered_model}@champion "

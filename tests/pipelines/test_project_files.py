@@ -21,10 +21,16 @@ def test_conda_env_mirrors_pyproject_dependencies():
     assert sorted(pip_section) == sorted(declared)
 
 
-def test_conda_env_names_the_bench_extra():
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    line = next(ln for ln in (ROOT / "conda.yaml").read_text().splitlines() if ln.startswith("# bench: "))
-    assert sorted(v.strip() for v in line.removeprefix("# bench: ").split(",")) == sorted(extras["bench"])
+EXTRAS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+
+@pytest.mark.parametrize("extra", sorted(set(EXTRAS) - {"test"}))
+def test_conda_env_names_each_extra(extra):
+    """Every extra but `test` (bench, team, ...) is listed in a comment line of conda.yaml: `# <extra>: a, b`."""
+    prefix = f"# {extra}: "
+    lines = [ln for ln in (ROOT / "conda.yaml").read_text().splitlines() if ln.startswith(prefix)]
+    assert len(lines) == 1, f"conda.yaml needs one line starting {prefix!r}"
+    assert sorted(v.strip() for v in lines[0].removeprefix(prefix).split(",")) == sorted(EXTRAS[extra])
 
 
 def entry_points() -> dict:
