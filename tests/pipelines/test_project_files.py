@@ -21,10 +21,11 @@ def test_conda_env_mirrors_pyproject_dependencies():
     assert sorted(pip_section) == sorted(declared)
 
 
-def test_conda_env_names_the_bench_extra():
+@pytest.mark.parametrize("extra", ["bench", "spark"])
+def test_conda_env_names_the_extra(extra):
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    line = next(ln for ln in (ROOT / "conda.yaml").read_text().splitlines() if ln.startswith("# bench: "))
-    assert sorted(v.strip() for v in line.removeprefix("# bench: ").split(",")) == sorted(extras["bench"])
+    line = next(ln for ln in (ROOT / "conda.yaml").read_text().splitlines() if ln.startswith(f"# {extra}: "))
+    assert sorted(v.strip() for v in line.removeprefix(f"# {extra}: ").split(",")) == sorted(extras[extra])
 
 
 def entry_points() -> dict:
