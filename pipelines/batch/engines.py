@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 ROWS_PER_FILE = 1_000_000  # the Spark engine writes one part file per this many output rows
 PROGRESS_SECONDS = 5.0
 REFUSED = "storefront-batch-refused:"  # the executors' marker for a batch the model refused
-ARROW_TYPES = {"string": "string", "long": "int64", "double": "float64", "boolean": "bool"}
+ARROW_TYPES = {"string": "string", "long": "int64", "double": "float64", "boolean": "bool_"}  # pyarrow type functions
 
 
 @dataclass(frozen=True)

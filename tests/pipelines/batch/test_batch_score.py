@@ -169,3 +169,20 @@ def test_a_model_that_is_not_registered(storeless_mlflow_env, tmp_path, capsys):
     assert cli.main(["batch-score", "--model", "nobody", "--input", str(tmp_path / "in.csv"), "--output",
                      str(tmp_path / "out.parquet")]) == errors.EXIT_INPUT
     assert "--model 'nobody': no registered model 'nobody' with a champion" in one_line(capsys.readouterr().err)
+
+
+def test_the_parquet_schema_follows_each_served_contract():
+    import pyarrow as pa
+
+    from models.churn.contract import contract as churn_contract
+    from models.recommenders.contract import CONTRACT as RECOMMENDER
+    from models.sarima.contract import CONTRACT as SARIMA
+    from pipelines.batch.engines import arrow_schema
+    from pipelines.batch.jobs import BatchJob
+
+    types = {"string": pa.string(), "long": pa.int64(), "double": pa.float64(), "boolean": pa.bool_()}
+    for contract in (RECOMMENDER, SARIMA, churn_contract("churn"), churn_contract("purchase")):
+        schema = arrow_schema(BatchJob("any", contract, pd.DataFrame()))
+        assert schema.names == contract.output_names
+        assert schema.types == [types[c.type] for c in contract.outputs]
+    assert arrow_schema(BatchJob("churn", churn_contract("churn"), pd.DataFrame())).field("churn").type == pa.bool_()
