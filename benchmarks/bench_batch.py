@@ -96,7 +96,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--n-trials", type=int, default=2)
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="the shop (one of --sizes) to train on (default the smallest); results go to "
+                             "batch.md, or batch_trained<size>.md for another")
     args = parser.parse_args()
+    train_size = args.train_size or min(args.sizes)
+    if train_size not in args.sizes:
+        parser.error("--train-size must be one of --sizes")
+    name = "batch" if train_size == min(args.sizes) else f"batch_trained{train_size}"
 
     from pipelines import cli
     from pipelines.data.synthetic import generate_shop
@@ -116,14 +123,14 @@ def main() -> None:
         shops[size] = work / f"shop-{size}"
         write_tables(tables, shops[size])
         print(f"generated the {size:,}-customer shop in {time.monotonic() - t:.0f} s", flush=True)
-    train_shop = shops[min(args.sizes)]
+    train_shop = shops[train_size]
     uris, train_s = {}, {}
     for family, command in (("recommender", "train-itemcf"), ("churn", "train-churn")):
         t = time.monotonic()
         result = cli.train_from_args(cli.parse_args([command, "--data-dir", str(train_shop), "--n-trials",
                                                      str(args.n_trials), "--seed", "0"]))
         uris[family], train_s[family] = result.model_uri, round(time.monotonic() - t, 1)
-        print(f"trained {family} on the {min(args.sizes):,}-customer shop in {train_s[family]} s: "
+        print(f"trained {family} on the {train_size:,}-customer shop in {train_s[family]} s: "
               f"{result.model_uri}", flush=True)
     trained_customers = set(pd.read_parquet(train_shop / "transactions.parquet")["customer_id"].astype(str))
     for size in args.sizes:
@@ -151,8 +158,8 @@ def main() -> None:
 
     machine = machine_info()
     lines = ["# Batch scoring benchmark (every customer: recommender top-10 and churn; local and Spark engines)", "",
-             measured_line(machine), "Command: `python benchmarks/bench_batch.py`.", "",
-             f"Models trained once on the {min(args.sizes):,}-customer shop ({args.n_trials} Optuna trials each: "
+             measured_line(machine), "Command: `python benchmarks/bench_batch.py" + (f" --train-size {train_size}" if name != "batch" else "") + "`.", "",
+             f"Models trained once on the {train_size:,}-customer shop ({args.n_trials} Optuna trials each: "
              f"item-CF {train_s['recommender']} s, churn {train_s['churn']} s) and scored from their logged model "
              "URIs; every shop generated with seed 42 (200 products, 3 years). "
              + "; ".join(f"{s:,}-customer shop: {known[s]:,} customers the recommender was trained on, "
@@ -183,7 +190,7 @@ def main() -> None:
             lines.append(f"- {family}, {engine}: x{g['customers']:.0f} customers, x{g['rows']:.1f} output rows -> "
                          f"x{g['scoring_time']:.1f} scoring time, x{g['peak_rss']:.2f} peak memory")
     lines.append("")
-    write_results("batch", {"machine": machine, "models": uris, "training_s": train_s, "known_customers": known,
+    write_results(name, {"machine": machine, "models": uris, "training_s": train_s, "known_customers": known,
                             "runs": rows, "growth": growth}, "\n".join(lines))
 
 
