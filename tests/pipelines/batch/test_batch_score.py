@@ -164,7 +164,7 @@ def test_bad_arguments_and_rows(model_uri, tmp_path, mlflow_env, capsys, extra, 
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_a_model_that_is_not_registered(storeless_mlflow_env, tmp_path, capsys):
+def test_a_model_that_is_not_registered(fresh_mlflow_env, tmp_path, capsys):
     (tmp_path / "in.csv").write_text("customer_id\nC000\n")
     assert cli.main(["batch-score", "--model", "nobody", "--input", str(tmp_path / "in.csv"), "--output",
                      str(tmp_path / "out.parquet")]) == errors.EXIT_INPUT
