@@ -249,9 +249,8 @@ def score_spark(model_dir: Path, model, job: BatchJob, output: Path, *, overwrit
     and write ``output`` as a Parquet dataset folder (module docstring)."""
     from functools import partial
 
-    from pipelines.outputs import check_output_folder, is_parquet_part, write_folder
+    from pipelines.outputs import is_parquet_part, write_folder
 
-    check_output_folder(output, is_parquet_part, overwrite, "--output", probe=True)
     size = batch_size(model)
     columns = [c.name for c in job.outputs]
     dtypes = {name: str(dtype) for name, dtype in job.requests.dtypes.items()}

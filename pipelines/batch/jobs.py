@@ -144,6 +144,7 @@ def build_job(model, uri: str, input_path: Path, options: Options) -> BatchJob:
 
             customers = load_tables(input_path)["customers"]
             columns = ["customer_id", *(c.name for c in DEMOGRAPHICS if c.name in customers.columns)]
+            columns = [c for c in columns if c == "customer_id" or customers[c].notna().any()]  # all-null: unknown
             requests = customers[columns].reset_index(drop=True).astype(object)
             requests = _text_ids(requests.where(requests.notna(), None))  # nulls as None, as in a JSON request
             source = f"every customer of {input_path}"
