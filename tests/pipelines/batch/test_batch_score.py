@@ -186,3 +186,17 @@ def test_the_parquet_schema_follows_each_served_contract():
         assert schema.names == contract.output_names
         assert schema.types == [types[c.type] for c in contract.outputs]
     assert arrow_schema(BatchJob("churn", churn_contract("churn"), pd.DataFrame())).field("churn").type == pa.bool_()
+
+
+def test_executors_get_the_drivers_column_types_back():
+    from pipelines.batch.engines import restore_types
+
+    driver = pd.DataFrame({"customer_id": ["a", "b"], "age": [30, None], "n": np.array([1, 2], dtype="int64")},
+                          ).astype({"customer_id": object, "age": object})
+    dtypes = {name: str(dtype) for name, dtype in driver.dtypes.items()}
+    # what Arrow hands an executor: an integer column with a null as floats, text as pandas' string type
+    executor = pd.DataFrame({"customer_id": pd.array(["a", "b"], dtype="str"), "age": [30.0, np.nan],
+                             "n": np.array([1, 2], dtype="int64")})
+    back = restore_types(executor, dtypes)
+    assert back["customer_id"].tolist() == ["a", "b"] and back["customer_id"].dtype == object
+    assert back["age"].tolist() == [30.0, None] and back["n"].dtype == "int64"
