@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -104,12 +105,18 @@ def main() -> None:
     if train_size not in args.sizes:
         parser.error("--train-size must be one of --sizes")
     name = "batch" if train_size == min(args.sizes) else f"batch_trained{train_size}"
+    work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    try:
+        measure(args, work, train_size, name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the shops, the tracking store and the outputs
 
+
+def measure(args, work: Path, train_size: int, name: str) -> None:
     from pipelines import cli
     from pipelines.data.synthetic import generate_shop
     from pipelines.data.tables import write_tables
 
-    work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     home = work / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(STOREFRONT_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}",
