@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "recommend": "pipelines.recommenders.recommend",
     "score-churn": "pipelines.churn.score",
     "forecast": "pipelines.sarima.forecast",
+    "batch-score": "pipelines.batch.score",
     "promote": "pipelines.ops.promote",
     "rollback": "pipelines.ops.rollback",
     "analyze": "pipelines.analytics.analyze",

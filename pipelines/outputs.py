@@ -4,6 +4,8 @@ file renamed into place.
 **The rule.** A command never deletes or overwrites a file it did not create:
 
 * an output *file* that exists (``score-churn --output``) is refused unless ``--overwrite`` is given;
+* an output *dataset folder* (``batch-score --engine spark --output``: Spark's Parquet part files) follows the
+  folder rule below, with Spark's own file names (:func:`is_parquet_part`) as the project's files;
 * an output *folder* of tables (``generate-data --output-dir``, ``ingest --output-dir``) is written when it is
   absent or empty. When it holds the project's own table files (the canonical tables, in either format) it is
   refused unless ``--overwrite`` is given, and then exactly that set is replaced. When it holds anything else
@@ -34,7 +36,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, TypeVar, Union
 
 from pipelines.errors import OutputPathError
 
@@ -44,6 +46,20 @@ T = TypeVar("T")
 OVERWRITE_HELP = ("replace an existing output (only the project's own table files are ever replaced; a folder "
                   "holding other files is refused)")
 MAX_LISTED = 5
+OwnFiles = Union[Iterable[str], Callable[[str], bool]]  # the names a command may replace, or a test of a name
+
+
+def _owner(own_files: OwnFiles) -> Callable[[str], bool]:
+    if callable(own_files):
+        return own_files
+    names = frozenset(own_files)
+    return names.__contains__
+
+
+def is_parquet_part(name: str) -> bool:
+    """A file that Spark writes into a Parquet dataset folder (part files, ``_SUCCESS`` and their ``.crc``)."""
+    name = name[1:-4] if name.startswith(".") and name.endswith(".crc") else name
+    return name == "_SUCCESS" or (name.startswith("part-") and name.endswith(".parquet"))
 
 
 def add_overwrite(parser, what: str = "the output") -> None:
@@ -63,22 +79,23 @@ def _listed(names: list[str]) -> str:
 # --------------------------------------------------------------------------- checks
 
 
-def check_output_folder(folder: str | Path, own_files: Iterable[str], overwrite: bool, option: str, *,
+def check_output_folder(folder: str | Path, own_files: OwnFiles, overwrite: bool, option: str, *,
                         probe: bool = False) -> Path:
     """Refuse ``folder`` as an output folder unless the rule (module docstring) allows it; returns it resolved.
 
-    ``own_files`` are the names the command writes and may replace (the project's table files). With ``probe``
+    ``own_files`` are the names the command writes and may replace (the project's table files), or a test of a
+    name (:func:`is_parquet_part`). With ``probe``
     (a command's check before its work) the place is also tried for writing: a temporary folder is made beside
     it and removed at once, so a read-only place is refused before minutes of work, not after.
     """
     folder = Path(folder).expanduser()
-    own = set(own_files)
+    own = _owner(own_files)
     blocker = _file_in_the_way(folder)
     if blocker is not None:
         raise OutputPathError(f"{option} {folder}: {blocker} is a file, not a folder")
     if folder.is_dir():
         present = sorted(p.name for p in folder.iterdir())
-        foreign = [name for name in present if name not in own or not (folder / name).is_file()]
+        foreign = [name for name in present if not own(name) or not (folder / name).is_file()]
         if foreign:
             raise OutputPathError(
                 f"{option} {folder}: holds files that are not storefront tables ({_listed(foreign)}); they would "
@@ -145,14 +162,14 @@ def _mkdir(folder: Path, option: str, path: Path) -> None:
 # --------------------------------------------------------------------------- writing
 
 
-def write_folder(folder: str | Path, write: Callable[[Path], T], own_files: Iterable[str], *, overwrite: bool,
+def write_folder(folder: str | Path, write: Callable[[Path], T], own_files: OwnFiles, *, overwrite: bool,
                  option: str = "--output-dir") -> T:
     """Write a folder's new contents with ``write(temporary_folder)`` and swap them in as a whole.
 
     Checks the rule first (:func:`check_output_folder`; again just before the swap, as the folder may have
     changed meanwhile); returns what ``write`` returned. Nothing of ``folder`` changes when ``write`` fails.
     """
-    own = set(own_files)
+    own = _owner(own_files)
     folder = check_output_folder(folder, own, overwrite, option)
     _mkdir(folder.parent, option, folder)
     clean_up_after_killed_writers(folder)
@@ -164,7 +181,7 @@ def write_folder(folder: str | Path, write: Callable[[Path], T], own_files: Iter
     try:
         result = write(tmp)
         written = sorted(p.name for p in tmp.iterdir())
-        if not set(written) <= own:
+        if not all(own(name) for name in written):
             raise AssertionError(f"write() made files it may not replace later: {written}")
         check_output_folder(folder, own, overwrite, option)
         _swap_in(tmp, folder)

@@ -57,10 +57,9 @@ def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: s
 
     An existing ``output`` is replaced only with ``overwrite`` (:mod:`pipelines.outputs`)."""
     import mlflow
-    import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from models.churn.features import ID_COLUMN, FeatureInputError, build_features
+    from models.churn.features import ID_COLUMN
     from models.churn.contract import output_columns
     from pipelines import tracking
     from pipelines.errors import ConfigurationError, DataValidationError
@@ -77,6 +76,34 @@ def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: s
         model = mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
         raise ConfigurationError(f"--model {model_name}: cannot load {uri}: {exc.message}") from exc
+    requests, cutoff, config = shop_requests(model, uri, model_name, tables, data_dir, cutoff)
+    try:
+        scores = predict_in_batches(model, requests)
+    except MlflowException as exc:
+        raise DataValidationError(f"{data_dir}: the model rejected the features: {exc.message}") from exc
+    probability = output_columns(config.get("target", "churn"))[0]
+    scores = scores.sort_values([probability, ID_COLUMN], ascending=[False, True], kind="stable").reset_index(drop=True)
+    scores.insert(0, "rank", range(1, len(scores) + 1))
+    out = write_file(Path(output), lambda tmp: scores.to_csv(tmp, index=False, float_format="%.6f"),
+                     overwrite=overwrite)
+    segment = output_columns(config.get("target", "churn"))[1]
+    counts = scores[segment].value_counts().to_dict()
+    logger.info("scored %d customers active at %s with %s: %s; wrote %s", len(scores), cutoff.date(), uri,
+                ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), out)
+    return out
+
+
+def shop_requests(model, uri: str, model_name: str, tables, data_dir: Path, cutoff=None):
+    """``(requests, cutoff, model config)``: the served model's request rows (``customer_id`` and the model's
+    features) for every customer active in the model's lookback window before ``cutoff`` (default: midnight after
+    the last purchase), built from the shop's ``tables`` exactly as in training. Shared by ``score-churn`` and
+    ``batch-score``; a model not trained on the shop tables, a bad date or tables without the model's features are
+    :class:`~pipelines.errors.ConfigurationError`/:class:`~pipelines.errors.DataValidationError` naming them."""
+    import pandas as pd
+
+    from models.churn.features import ID_COLUMN, FeatureInputError, build_features
+    from pipelines.errors import ConfigurationError, DataValidationError
+
     config = getattr(model.unwrap_python_model(), "config", None) or {}
     if config.get("source") != "shop":
         raise ConfigurationError(f"--model {model_name}: {uri} is not a churn model trained on the shop tables "
@@ -104,18 +131,4 @@ def score(model_name: str, output: Path, data_dir: Path | None = None, cutoff: s
     if missing:
         raise DataValidationError(f"{data_dir}: the model needs feature(s) {', '.join(missing)} that these tables "
                                   "cannot provide (e.g. a customers column it was trained with)")
-    try:
-        scores = predict_in_batches(model, features[[ID_COLUMN, *expected]])
-    except MlflowException as exc:
-        raise DataValidationError(f"{data_dir}: the model rejected the features: {exc.message}") from exc
-    probability = output_columns(config.get("target", "churn"))[0]
-    scores = scores.sort_values([probability, ID_COLUMN], ascending=[False, True], kind="stable").reset_index(drop=True)
-    scores.insert(0, "rank", range(1, len(scores) + 1))
-    out = write_file(Path(output), lambda tmp: scores.to_csv(tmp, index=False, float_format="%.6f"),
-                     overwrite=overwrite)
-    segment = output_columns(config.get("target", "churn"))[1]
-    counts = scores[segment].value_counts().to_dict()
-    logger.info("scored %d customers active at %s with %s: %s; wrote %s", len(scores), cutoff.date(), uri,
-                ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), out)
-    return out
-
+    return features[[ID_COLUMN, *expected]], cutoff, config
