@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "promote": "pipelines.ops.promote",
     "rollback": "pipelines.ops.rollback",
     "analyze": "pipelines.analytics.analyze",
+    "tune-worker": "pipelines.workers",
 }
 
 
@@ -112,6 +113,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for key, value in vars(args).items():
         if value == "":
             setattr(args, key, None)
+    args.argv = argv[argv.index(only):] if only in argv else argv  # the command line, for a shared study's workers
     return args
 
 
