@@ -247,10 +247,19 @@ class Launch:
                             self.study.study_name, len(alive), len(running))
                 last_note = time.monotonic()
             time.sleep(POLL_SECONDS)
+        self._fail_dead_worker_runs()
         for proc in self.procs:
             if proc.returncode != 0:
                 logger.warning("shared study %s: worker process %d ended with exit code %s (its trials count; a "
                                "trial it was running is FAIL)", self.study.study_name, proc.pid, proc.returncode)
+
+    def _fail_dead_worker_runs(self) -> None:
+        """A worker killed on this machine left its worker run RUNNING: mark it FAILED now, not at the next command."""
+        import mlflow
+
+        from pipelines.mlflow_logging import fail_dead_runs
+
+        fail_dead_runs(mlflow.MlflowClient().get_run(self.parent_run_id).info.experiment_id)
 
     def stop(self) -> None:
         """The launcher failed or was stopped: close the study and stop its local workers (SIGTERM: their runs end

@@ -1,0 +1,164 @@
+"""One study, many workers, one result, for real: ``storefront train-itemcf --workers 2`` against a real PostgreSQL
+(the Optuna storage and the MLflow tracking store are two fresh databases of the session's server), two worker
+processes. The study ends with exactly ``--n-trials`` trials, one parent run holds every trial of both workers,
+one version is registered; a worker killed mid-trial blocks nobody and its trial ends FAIL; processes creating a
+fresh storage's schema together all live."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.team.servers import clean_env
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+N_TRIALS = 14
+HEARTBEAT = 2  # seconds: a killed worker's trial is stale after 4 s
+
+
+@pytest.fixture(scope="module")
+def team(postgres, tmp_path_factory, shop_folder):
+    """The environment of the module's commands: MLflow tracking on a fresh PostgreSQL database, artifacts in a
+    temp folder, a shop whose item-CF trials take long enough (about a second) that both workers run some."""
+    home = tmp_path_factory.mktemp("shared-study")
+    env = clean_env(MLFLOW_TRACKING_URI=postgres.url(postgres.create_database()), STOREFRONT_HOME=str(home),
+                    STOREFRONT_ARTIFACT_ROOT=(home / "artifacts").as_uri(),
+                    STOREFRONT_HEARTBEAT_SECONDS=str(HEARTBEAT))
+    return {"env": env, "home": home, "shop": shop_folder(2500, 150, 2, 11), "postgres": postgres}
+
+
+def launch(team, study: str, storage: str, workers: int = 2) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "pipelines.cli", "train-itemcf", "--data-dir", str(team["shop"]),
+            "--n-trials", str(N_TRIALS), "--timeout", "0", "--seed", "3", "--blend-trials", "0",
+            "--storage", storage, "--study-name", study, "--workers", str(workers)]
+    return subprocess.Popen(argv, cwd=team["home"], env=team["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-4000:]
+    return out, err
+
+
+def client(team):
+    import mlflow
+
+    uri = team["env"]["MLFLOW_TRACKING_URI"]
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def runs_of(team, parent_id: str):
+    c = client(team)
+    experiment = c.get_run(parent_id).info.experiment_id
+    return c.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=1000)
+
+
+def parent_of(study) -> str:
+    from pipelines.workers import ATTR
+
+    return study.user_attrs[ATTR]["parent_run_id"]
+
+
+@pytest.fixture(scope="module")
+def shared_run(team):
+    """One launch with two workers on a fresh Optuna database; its study, parent run id and output."""
+    import optuna
+
+    storage = team["postgres"].url(team["postgres"].create_database())
+    started = time.monotonic()
+    out, err = finish(launch(team, "itemcf-shared", storage))
+    study = optuna.load_study(study_name="itemcf-shared", storage=storage)
+    return {"study": study, "parent": parent_of(study), "out": out, "err": err,
+            "seconds": time.monotonic() - started}
+
+
+def test_the_study_ends_with_exactly_n_trials_run_by_both_workers(shared_run):
+    study = shared_run["study"]
+    assert len(study.trials) == N_TRIALS
+    assert sorted(t.number for t in study.trials) == list(range(N_TRIALS))
+    assert all(t.state.name == "COMPLETE" for t in study.trials), [t.state.name for t in study.trials]
+    assert "tune-worker: ran " in shared_run["err"]  # the second worker's closing line (its stdout goes to stderr)
+
+
+def test_one_parent_run_holds_every_trial_of_both_workers_and_the_worker_run(team, shared_run):
+    c = client(team)
+    parent = c.get_run(shared_run["parent"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["role"] == "study"
+    studies = c.search_runs([parent.info.experiment_id], "tags.role = 'study'")
+    assert [r.info.run_id for r in studies] == [parent.info.run_id]  # N workers, one parent run
+    children = runs_of(team, parent.info.run_id)
+    trials = [r for r in children if r.data.tags.get("role") == "trial"]
+    assert sorted(int(r.data.tags["trial_number"]) for r in trials) == list(range(N_TRIALS))
+    ran_by = {r.data.tags["storefront.worker"] for r in trials}
+    assert len(ran_by) == 2, ran_by  # both processes ran trials
+    worker_runs = [r for r in children if r.data.tags.get("role") == "worker"]
+    assert len(worker_runs) == 1 and worker_runs[0].info.status == "FINISHED"
+    assert worker_runs[0].data.tags["data_digest"] == parent.data.tags["data_digest"]  # the same data
+    assert parent.data.metrics["n_trials_total"] == N_TRIALS
+    assert parent.data.metrics["n_trials_complete"] == N_TRIALS
+    best = max((t for t in shared_run["study"].trials), key=lambda t: t.value)
+    assert parent.data.tags["best_trial"] == str(best.number)
+
+
+def test_exactly_one_version_is_registered_from_the_parent_run(team, shared_run):
+    versions = client(team).search_model_versions("name = 'storefront-itemcf'")
+    mine = [v for v in versions if v.run_id == shared_run["parent"]]
+    assert len(mine) == 1
+    assert shared_run["out"].count("registered storefront-itemcf version") == 1
+    every_run = {v.run_id for v in versions}
+    children = {r.info.run_id for r in runs_of(team, shared_run["parent"])}
+    assert not every_run & children  # no worker registered anything
+
+
+def test_a_killed_worker_blocks_nobody_and_its_trial_ends_fail(team, shared_run):
+    import optuna
+
+    storage = team["postgres"].url(team["postgres"].create_database())
+    proc = launch(team, "itemcf-killed", storage)
+    helper, deadline = None, time.monotonic() + 300
+    while helper is None:  # wait until the second worker is inside a trial, then SIGKILL it
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:] if proc.poll() else ""
+        try:
+            study = optuna.load_study(study_name="itemcf-killed", storage=storage)
+            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        except KeyError:
+            running = []
+        if len(running) >= 2:
+            children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True,
+                                      text=True).stdout.split()
+            helper = int(children[0])
+        else:
+            time.sleep(0.2)
+    os.kill(helper, signal.SIGKILL)
+    out, err = finish(proc)
+    study = optuna.load_study(study_name="itemcf-killed", storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert len(states) == N_TRIALS and states.count("FAIL") == 1 and states.count("COMPLETE") == N_TRIALS - 1, states
+    assert f"worker process {helper} ended with exit code -9" in err
+    parent = client(team).get_run(parent_of(study))
+    assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials_failed"] == 1
+    worker_runs = [r for r in runs_of(team, parent.info.run_id) if r.data.tags.get("role") == "worker"]
+    assert [r.info.status for r in worker_runs] == ["FAILED"]  # the launcher closed the dead worker's run
+    assert "registered storefront-itemcf version" in out
+
+
+def test_processes_creating_a_fresh_storage_together_all_live(team):
+    """The issue's UniqueViolation (pg_type_typname_nsp_index) when two workers create the schema at once."""
+    code = ("import sys, optuna; from pipelines.study import study_storage; "
+            "s = optuna.create_study(study_name='race', storage=study_storage(sys.argv[1]), load_if_exists=True); "
+            "print(len(s.trials))")
+    for _ in range(2):
+        url = team["postgres"].url(team["postgres"].create_database())
+        procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, env=team["env"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+        assert [rc for rc, _ in results] == [0, 0, 0, 0], "\n".join(e[-1500:] for _, e in results)
