@@ -130,9 +130,15 @@ def train_from_args(args: argparse.Namespace):
 
 def run_training(args: argparse.Namespace) -> int:
     """A training command: train, offer the model to the registration gate, print the module's summary."""
-    from pipelines import registry
+    from pipelines import registry, workers
 
-    result = train_from_args(args)
+    local = workers.start_local_workers(args)  # --workers N: the other N-1 read the data while we do
+    try:
+        result = train_from_args(args)
+    except BaseException:
+        if local is not None:
+            local.stop()
+        raise
     verdict = registry.register_and_say(result)
     print(importlib.import_module(COMMANDS[args.command]).summary(result, verdict))
     return 0

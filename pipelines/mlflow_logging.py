@@ -165,14 +165,14 @@ def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = No
     under the study's parent run (tag ``role=worker``): it holds what this worker read; it ends FINISHED when the
     worker's trials are done (:class:`pipelines.workers.WorkerDone`, re-raised to stop the command there).
     """
-    from pipelines.workers import WorkerDone, current_join
+    from pipelines.workers import WorkerDone, resolve_join
 
     exp_id = tracking.experiment_id(families.experiment_name(family))
     fail_dead_runs(exp_id)
     launcher = os.environ.pop("MLFLOW_RUN_ID", None)
     if launcher:
         tags = {**(tags or {}), "storefront.launcher_run_id": launcher}
-    if (join := current_join()) is not None:
+    if (join := resolve_join()) is not None:  # a launcher's own worker waits here for the study
         tags = {**(tags or {}), "mlflow.parentRunId": join.parent_run_id, "role": "worker", "study": join.study_name}
         run_name = f"worker {socket.gethostname()}:{os.getpid()}"
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGALRM)

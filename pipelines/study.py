@@ -129,6 +129,8 @@ class _TrackedObjective:
 
     def __call__(self, trial: optuna.Trial):
         t0, start_ms = time.monotonic(), int(time.time() * 1000)
+        if self.shared:  # which process runs it, in the study itself (a dead worker's trial names the worker)
+            trial.storage.set_trial_system_attr(trial._trial_id, "storefront.worker", WORKER)
         state, status, error, values = "COMPLETE", "FINISHED", None, None
         try:
             values = self.objective(trial)
@@ -315,6 +317,13 @@ def heartbeat_seconds() -> int:
     return value
 
 
+def stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's ``failed_trial_callback``: a RUNNING trial whose process stopped sending heartbeats was marked FAIL."""
+    worker = trial.system_attrs.get("storefront.worker")
+    logger.warning("study %s: trial %d%s marked FAIL (no heartbeat for %d s: its process died)", study.study_name,
+                   trial.number, f" of worker {worker}" if worker else "", 2 * heartbeat_seconds())
+
+
 SCHEMA_ATTEMPTS = 5  # processes creating a fresh storage's schema together: tries before giving up
 
 
@@ -336,7 +345,8 @@ def study_storage(url: str | None, shared: bool = False):
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what we need
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return storage_class(url, heartbeat_interval=beat, grace_period=2 * beat)
+                return storage_class(url, heartbeat_interval=beat, grace_period=2 * beat,
+                                     failed_trial_callback=stale_trial_failed)
         except (IntegrityError, ProgrammingError, OperationalError) as exc:
             text = str(exc).lower()
             if attempt == SCHEMA_ATTEMPTS or not ("already exists" in text or "duplicate key" in text

@@ -70,20 +70,47 @@ class BudgetSpent(Exception):
 
 @dataclass(frozen=True)
 class Joining:
-    """This process is a worker of another process's shared study."""
+    """This process is a worker of another process's shared study (``study_name`` and ``parent_run_id`` None: a
+    launcher's own worker, started with ``token`` before the study exists; :func:`resolve_join` finds it)."""
 
-    study_name: str
+    study_name: str | None
     storage: str
-    parent_run_id: str
+    parent_run_id: str | None
     seed: int | None
+    token: str | None = None
 
 
 _JOINING: Joining | None = None
+COMMAND_ENV = "STOREFRONT_WORKER_COMMAND"  # a launcher's own workers read its command line here (JSON)
 
 
 def current_join() -> Joining | None:
     """The shared study this process works for (``storefront tune-worker``), or None."""
     return _JOINING
+
+
+def resolve_join() -> Joining | None:
+    """:func:`current_join`, once its study exists: a launcher's own worker (which read the data while the launcher
+    did) waits here for the launcher's study to carry its ``token``; an error if the launcher ends first."""
+    global _JOINING
+    join = _JOINING
+    if join is None or join.parent_run_id is not None:
+        return join
+    import optuna
+
+    from pipelines.study import study_storage
+
+    storage = study_storage(join.storage, shared=True)
+    launcher = os.getppid()
+    while True:
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            shared = summary.user_attrs.get(ATTR) or {}
+            if shared.get("token") == join.token:
+                _JOINING = Joining(summary.study_name, join.storage, shared["parent_run_id"], join.seed)
+                return _JOINING
+        if os.getppid() != launcher or launcher == 1:
+            raise ConfigurationError("the launching process ended before its shared study started")
+        time.sleep(POLL_SECONDS / 2)
 
 
 @contextlib.contextmanager
@@ -182,12 +209,76 @@ def _run_status(run_id: str) -> str | None:
         return None
 
 
+def _worker_env() -> dict[str, str]:
+    from pipelines.tracking import tracking_uri
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri()}
+    env.pop("MLFLOW_RUN_ID", None)
+    return env
+
+
+def _popen(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    # the worker's log goes where ours goes; its stdout (one closing line) too, so our stdout is the summary
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *argv], env=env,
+                            stdout=sys.__stderr__.fileno(), stderr=sys.__stderr__.fileno())
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM (their runs end KILLED, their trials FAIL), then SIGKILL what still runs after :data:`STOP_SECONDS`."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class LocalWorkers:
+    """A launcher's N-1 own workers, started before it trains (:func:`start_local_workers`)."""
+
+    token: str
+    procs: list[subprocess.Popen]
+
+    def stop(self) -> None:
+        stop_processes(self.procs)
+
+
+_LOCAL: LocalWorkers | None = None
+
+
+def start_local_workers(args) -> LocalWorkers | None:
+    """For ``train-<family> --workers N`` (N > 1): start the N-1 other workers now, so that they read the data and
+    build the objective while this process does; they wait for the study (:func:`resolve_join`). None for an
+    ordinary command."""
+    global _LOCAL
+    from pipelines.options import check_workers
+
+    count = check_workers(getattr(args, "workers", None), getattr(args, "storage", None))
+    if not count or count < 2:
+        return None
+    import json
+    import uuid
+
+    token = uuid.uuid4().hex
+    env = {**_worker_env(), COMMAND_ENV: json.dumps(list(args.argv))}
+    procs = [_popen(["tune-worker", "--storage", args.storage, "--launch", token, "--seed", str(args.seed + i)], env)
+             for i in range(1, count)]
+    _LOCAL = LocalWorkers(token, procs)
+    return _LOCAL
+
+
 class Launch:
     """The launcher's side of a shared study (steps 2-4 of the module docstring)."""
 
     def __init__(self, study, options, parent_run_id: str, n_trials: int):
         self.study, self.options, self.parent_run_id, self.n_trials = study, options, parent_run_id, n_trials
         self.procs: list[subprocess.Popen] = []
+        self.local = _LOCAL  # workers started by the command before it trained, if any
 
     def start(self) -> "Launch":
         study, options = self.study, self.options
@@ -201,22 +292,17 @@ class Launch:
         study.set_user_attr(ATTR, {
             "parent_run_id": self.parent_run_id, "command": _redact_argv(list(options.command)),
             "n_trials": self.n_trials, "seed": options.seed, "workers": options.workers, "cwd": os.getcwd(),
-            "launcher": f"{socket.gethostname()}:{os.getpid()}", "closed": False})
+            "launcher": f"{socket.gethostname()}:{os.getpid()}", "closed": False,
+            "token": self.local.token if self.local else None})
         logger.info("shared study %s: %d trials in all (%d queued now), %d worker process(es) here; more join with "
                     "`storefront tune-worker --study-name %s --storage <url>`", study.study_name, self.n_trials,
                     queued, options.workers, study.study_name)
-        self.procs = [self._spawn(i) for i in range(1, options.workers)]
+        if self.local is not None:  # started by the command, already reading the data
+            self.procs = self.local.procs
+        else:  # run_study called outside the command: start them now, on the study
+            self.procs = [_popen(["tune-worker", "--study-name", study.study_name, "--storage", options.storage,
+                                  "--seed", str(options.seed + i)], _worker_env()) for i in range(1, options.workers)]
         return self
-
-    def _spawn(self, index: int) -> subprocess.Popen:
-        from pipelines.tracking import tracking_uri
-
-        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri()}
-        env.pop("MLFLOW_RUN_ID", None)
-        argv = [sys.executable, "-m", "pipelines.cli", "tune-worker", "--study-name", self.study.study_name,
-                "--storage", self.options.storage, "--seed", str(self.options.seed + index)]
-        # the worker's log goes where ours goes; its stdout (one closing line) too, so our stdout is the summary
-        return subprocess.Popen(argv, env=env, stdout=sys.__stderr__.fileno(), stderr=sys.__stderr__.fileno())
 
     def close(self) -> None:
         """No worker takes a queued trial from now on."""
@@ -238,7 +324,7 @@ class Launch:
             alive = [p for p in self.procs if p.poll() is None]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(self.study)
+                optuna.storages.fail_stale_trials(self.study)  # logged by pipelines.study.stale_trial_failed
             running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if not alive and not running:
                 break
@@ -268,16 +354,7 @@ class Launch:
             self.close()
         except Exception as exc:  # noqa: BLE001 - the storage may be what failed; the workers must stop anyway
             logger.warning("could not close shared study %s: %s", self.study.study_name, exc)
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_SECONDS
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(self.procs)
 
 
 # ---- the `storefront tune-worker` command ------------------------------------------------------------------------
@@ -285,7 +362,7 @@ class Launch:
 def add_arguments(parser) -> None:
     from pipelines.options import whole_number
 
-    parser.add_argument("--study-name", required=True, help="the shared study's name")
+    parser.add_argument("--study-name", default=None, help="the shared study's name (required)")
     parser.add_argument("--storage", required=True,
                         help="the shared study's Optuna storage URL (postgresql+psycopg://user:password@host/db)")
     parser.add_argument("--family", default=None,
@@ -296,6 +373,13 @@ def add_arguments(parser) -> None:
                              "digest must be the parent run's")
     parser.add_argument("--seed", type=whole_number, default=None,
                         help="this worker's sampler seed (default: random, so that workers' random trials differ)")
+    parser.add_argument("--launch", default=None, help=argparse_suppress())
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS  # --launch TOKEN: a launcher's own worker (its command line in STOREFRONT_WORKER_COMMAND)
 
 
 def _with_data_dir(argv: list[str], data_dir: Path | None) -> list[str]:
@@ -339,8 +423,15 @@ def run(args) -> int:
     """``storefront tune-worker``: run queued trials of a shared study as one more worker (module docstring)."""
     import importlib
 
+    import json
+
     from pipelines import cli
 
+    if args.launch is not None:  # started by a launcher before its study exists: its command, its data
+        parsed = cli.parse_args(json.loads(os.environ[COMMAND_ENV]))
+        return _work(parsed, Joining(None, args.storage, None, args.seed, token=args.launch))
+    if args.study_name is None:
+        raise ConfigurationError("--study-name is required: the shared study to join")
     study, shared = open_shared_study(args.study_name, args.storage)
     argv = list(shared["command"])
     family = cli.TRAINERS.get(argv[0]) if argv else None
@@ -357,10 +448,18 @@ def run(args) -> int:
         raise ConfigurationError(f"--study-name {args.study_name}: its parent run {shared['parent_run_id']} is "
                                  f"{status or 'not on this tracking server (MLFLOW_TRACKING_URI)'}: nothing to join")
     parsed = cli.parse_args(_with_data_dir(argv, args.data_dir))
-    module = importlib.import_module(cli.COMMANDS[parsed.command])
-    join = Joining(args.study_name, args.storage, shared["parent_run_id"], args.seed)
     logger.info("joining shared study %s (%s, parent run %s) as worker %s:%d", args.study_name, family.name,
-                join.parent_run_id, socket.gethostname(), os.getpid())
+                shared["parent_run_id"], socket.gethostname(), os.getpid())
+    return _work(parsed, Joining(args.study_name, args.storage, shared["parent_run_id"], args.seed))
+
+
+def _work(parsed, join: Joining) -> int:
+    """Run the training command ``parsed`` as a worker of ``join``'s study, up to the end of its trials."""
+    import importlib
+
+    from pipelines import cli
+
+    module = importlib.import_module(cli.COMMANDS[parsed.command])
     with joining(join):
         try:
             module.train(module.config_from_args(parsed))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from tests.team.servers import clean_env
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-N_TRIALS = 14
+N_TRIALS = 30
 HEARTBEAT = 2  # seconds: a killed worker's trial is stale after 4 s
 
 
@@ -69,14 +70,25 @@ def parent_of(study) -> str:
 
 
 @pytest.fixture(scope="module")
-def shared_run(team):
+def storages():
+    """``storages(url)``: one Optuna storage per URL for the module's checks, closed at the end."""
+    import optuna
+
+    made = {}
+    yield lambda url: made.setdefault(url, optuna.storages.RDBStorage(url))
+    for storage in made.values():
+        storage.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def shared_run(team, storages):
     """One launch with two workers on a fresh Optuna database; its study, parent run id and output."""
     import optuna
 
-    storage = team["postgres"].url(team["postgres"].create_database())
+    url = team["postgres"].url(team["postgres"].create_database())
     started = time.monotonic()
-    out, err = finish(launch(team, "itemcf-shared", storage))
-    study = optuna.load_study(study_name="itemcf-shared", storage=storage)
+    out, err = finish(launch(team, "itemcf-shared", url))
+    study = optuna.load_study(study_name="itemcf-shared", storage=storages(url))
     return {"study": study, "parent": parent_of(study), "out": out, "err": err,
             "seconds": time.monotonic() - started}
 
@@ -119,31 +131,37 @@ def test_exactly_one_version_is_registered_from_the_parent_run(team, shared_run)
     assert not every_run & children  # no worker registered anything
 
 
-def test_a_killed_worker_blocks_nobody_and_its_trial_ends_fail(team, shared_run):
+def test_a_killed_worker_blocks_nobody_and_its_trial_ends_fail(team, storages):
     import optuna
 
-    storage = team["postgres"].url(team["postgres"].create_database())
-    proc = launch(team, "itemcf-killed", storage)
-    helper, deadline = None, time.monotonic() + 300
-    while helper is None:  # wait until the second worker is inside a trial, then SIGKILL it
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:] if proc.poll() else ""
-        try:
-            study = optuna.load_study(study_name="itemcf-killed", storage=storage)
-            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        except KeyError:
-            running = []
-        if len(running) >= 2:
-            children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True,
-                                      text=True).stdout.split()
-            helper = int(children[0])
+    url = team["postgres"].url(team["postgres"].create_database())
+    proc = launch(team, "itemcf-killed", url)
+    storage, study, victim, deadline = storages(url), None, None, time.monotonic() + 300
+    while victim is None:  # wait until the second worker is inside a trial, then SIGKILL it there
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        if study is None:
+            try:
+                study = optuna.load_study(study_name="itemcf-killed", storage=storage)
+            except KeyError:
+                time.sleep(0.2)
+                continue
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        helper = f"{socket.gethostname()}:{children[0]}" if children else None
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if helper and trial.system_attrs.get("storefront.worker") == helper:
+                os.kill(int(children[0]), signal.SIGKILL)
+                victim = trial.number
+                break
         else:
-            time.sleep(0.2)
-    os.kill(helper, signal.SIGKILL)
+            time.sleep(0.05)
     out, err = finish(proc)
-    study = optuna.load_study(study_name="itemcf-killed", storage=storage)
-    states = [t.state.name for t in study.trials]
-    assert len(states) == N_TRIALS and states.count("FAIL") == 1 and states.count("COMPLETE") == N_TRIALS - 1, states
-    assert f"worker process {helper} ended with exit code -9" in err
+    states = [t.state.name for t in optuna.load_study(study_name="itemcf-killed", storage=storage).trials]
+    assert len(states) == N_TRIALS and states.count("COMPLETE") == N_TRIALS - 1, states
+    assert states[victim] == "FAIL", (victim, states)
+    assert f"study itemcf-killed: trial {victim} of worker {helper} marked FAIL (no heartbeat for {2 * HEARTBEAT} s: its " \
+           "process died)" in err
+    assert f"worker process {helper.split(':')[1]} ended with exit code -9" in err
     parent = client(team).get_run(parent_of(study))
     assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials_failed"] == 1
     worker_runs = [r for r in runs_of(team, parent.info.run_id) if r.data.tags.get("role") == "worker"]
@@ -156,9 +174,9 @@ def test_processes_creating_a_fresh_storage_together_all_live(team):
     code = ("import sys, optuna; from pipelines.study import study_storage; "
             "s = optuna.create_study(study_name='race', storage=study_storage(sys.argv[1]), load_if_exists=True); "
             "print(len(s.trials))")
-    for _ in range(2):
-        url = team["postgres"].url(team["postgres"].create_database())
-        procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, env=team["env"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
-        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
-        assert [rc for rc, _ in results] == [0, 0, 0, 0], "\n".join(e[-1500:] for _, e in results)
+    url = team["postgres"].url(team["postgres"].create_database())
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, env=team["env"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(*p.communicate(timeout=180), p.returncode) for p in procs]
+    assert [rc for _, _, rc in results] == [0, 0, 0], "\n".join(err[-1500:] for _, err, _ in results)
+    assert [out.strip() for out, _, _ in results] == ["0", "0", "0"]  # one empty study, seen by all three
