@@ -246,7 +246,7 @@ def run_study(
         raise RuntimeError("run_study needs an active MLflow parent run")
     if (join := workers.current_join()) is not None:
         _join_study(objective, join, options, metrics, directions, pruner, timeout, trial_runs)
-    if options.workers is not None and n_trials is None:
+    if options.workers is not None and options.storage is not None and n_trials is None:
         raise ConfigurationError("--workers needs --n-trials: the shared study's total")
     tags = {"study": options.study_name, "study_directions": ",".join(directions)}
     if mlflow.MlflowClient().get_run(parent.info.run_id).data.tags.get("role", "family") == "family":
@@ -258,7 +258,7 @@ def run_study(
                                     "seed": options.seed, "storage": _redact(options.storage),
                                     "objective": ",".join(metrics)}))
 
-    shared = options.workers is not None
+    shared = options.workers is not None and options.storage is not None  # one worker in memory: an ordinary study
     study, n_before = _open_study(options, directions, pruner, enqueue, shared=shared)
     remaining = None if n_trials is None else max(0, n_trials - n_before)  # --n-trials is the study's total
     logger.info("study %s: %s trials to run (%d earlier), timeout %s s, optimising %s", options.study_name,

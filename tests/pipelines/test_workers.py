@@ -145,6 +145,14 @@ def test_one_worker_launch_queues_the_budget_and_tells_workers_the_parent_run(ml
     assert parent.data.metrics["n_trials_total"] == 5 and parent.data.metrics["n_trials_complete"] == 5
 
 
+def test_one_worker_without_a_storage_is_an_ordinary_study(mlflow_env):
+    with family_run("churn", "one-in-memory") as run:
+        result = run_study(quadratic, options=StudyOptions(study_name="mem", n_trials=3, workers=1), metrics="rmse",
+                           directions="minimize")
+    assert len(result.study.trials) == 3 and workers.ATTR not in result.study.user_attrs
+    assert mlflow.get_run(run.info.run_id).data.metrics["n_trials_total"] == 3
+
+
 def workers_id() -> str:
     import os
     import socket
