@@ -7,7 +7,7 @@ run, and times ``/usr/bin/time -v storefront train-itemcf --n-trials N --timeout
 for W = 1 and 2, each in a fresh project home (SQLite tracking store there). Reports the command's wall time, the
 study's own span (first trial start to last trial end, from the Optuna storage), the trials each worker ran, the
 best validation precision@10, and the load average before and after each run (the machine is shared). Writes
-benchmarks/results/workers.md and .json. Usage: python benchmarks/bench_workers.py [--n-trials 24]
+benchmarks/results/workers.md and .json. Usage: python benchmarks/bench_workers.py [--n-trials 50]
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ def run_study(shop: Path, home: Path, storage: str, workers: int, n_trials: int)
     started = time.monotonic()
     proc = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True)
     wall = time.monotonic() - started
+    (Path(tempfile.gettempdir()) / f"bench-workers-{workers}.log").write_text(proc.stderr)  # for a look afterwards
     if proc.returncode != 0:
         sys.exit(f"train-itemcf --workers {workers} failed ({proc.returncode}):\n{proc.stderr[-5000:]}")
+    joined = [line for line in proc.stderr.splitlines() if "tune-worker:" in line or "joining" in line]
     storage_obj = optuna.storages.RDBStorage(storage)
     study = optuna.load_study(study_name="bench-workers", storage=storage_obj)
     trials = study.trials
@@ -57,14 +59,15 @@ def run_study(shop: Path, home: Path, storage: str, workers: int, n_trials: int)
               "states": dict(Counter(t.state.name for t in trials)),
               "trials_per_worker": sorted(per_worker.values(), reverse=True),
               "best_val_precision_at_10": round(study.best_value, 4), "load_before": before, "load_after": load(),
-              "summary": proc.stdout.strip().splitlines()[-1]}
+              "summary": proc.stdout.strip().splitlines()[-1], "workers_said": joined}
     storage_obj.engine.dispose()
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-trials", type=int, default=24, help="the study's total trials (default 24)")
+    parser.add_argument("--n-trials", type=int, default=50,
+                        help="the study's total trials (default 50, the command's default budget)")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp, Postgres() as pg:
@@ -109,6 +112,7 @@ def main() -> None:
     ]
     for r in runs:
         lines += ["", f"{r['workers']} worker(s): `{r['summary']}`"]
+        lines += [f"  the other worker: `{said}`" for said in r["workers_said"] if said.startswith("tune-worker:")]
     write_results("workers", {"machine": machine, "n_trials": args.n_trials, "runs": runs,
                               "speedup_wall": round(speedup, 2), "speedup_study": round(study_speedup, 2)},
                   "\n".join(lines) + "\n")

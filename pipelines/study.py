@@ -32,6 +32,7 @@ then raises :class:`pipelines.workers.WorkerDone`, so the training command stops
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -324,6 +325,10 @@ def stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> 
                    trial.number, f" of worker {worker}" if worker else "", 2 * heartbeat_seconds())
 
 
+# the name of RDBStorage's "a stale trial was failed" callback: renamed in Optuna 4.9 (the old name warns)
+_STALE_CALLBACK = ("heartbeat_stale_trial_callback"
+                   if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+                   else "failed_trial_callback")
 SCHEMA_ATTEMPTS = 5  # processes creating a fresh storage's schema together: tries before giving up
 
 
@@ -346,7 +351,7 @@ def study_storage(url: str | None, shared: bool = False):
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what we need
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return storage_class(url, heartbeat_interval=beat, grace_period=2 * beat,
-                                     failed_trial_callback=stale_trial_failed)
+                                     **{_STALE_CALLBACK: stale_trial_failed})
         except (IntegrityError, ProgrammingError, OperationalError) as exc:
             text = str(exc).lower()
             if attempt == SCHEMA_ATTEMPTS or not ("already exists" in text or "duplicate key" in text

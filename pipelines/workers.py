@@ -12,9 +12,11 @@ launching process is one of the N workers and the only one that does anything bu
    database, so the study never runs more than ``--n-trials`` trials, whatever the number of workers;
 3. it writes what a worker needs into the study's user attribute :data:`ATTR`: the parent run's id, the training
    command line (the storage URL in it redacted), the seed and the working folder;
-4. it starts N-1 ``storefront tune-worker`` processes on this machine (seeds ``--seed`` + 1 ... + N-1, so that
-   their random start-up trials differ; the sampler is TPE with ``constant_liar``, so running trials are not
-   sampled twice), runs trials itself, and, once no queued trial is left (or ``--timeout`` passed), *closes* the
+4. its N-1 other workers (``storefront tune-worker`` processes on this machine) were started with the command
+   (:func:`start_local_workers`), so they read the data while it did, and wait for the study that carries their
+   token (:func:`resolve_join`); their seeds are ``--seed`` + 1 ... + N-1, so that their random start-up trials
+   differ, and the sampler is TPE with ``constant_liar``, so running trials are not sampled twice. The launcher
+   runs trials too, and, once no queued trial is left (or ``--timeout`` passed), *closes* the
    study (no worker takes a queued trial afterwards), waits for its workers to end and for every trial still
    RUNNING elsewhere to end or to be marked FAIL (a dead worker's trial: no heartbeat for
    2 x ``STOREFRONT_HEARTBEAT_SECONDS``, ``optuna.storages.fail_stale_trials``);
@@ -264,6 +266,11 @@ def start_local_workers(args) -> LocalWorkers | None:
     import json
     import uuid
 
+    from pipelines import cli, tracking
+
+    # the tracking store and the family's experiment exist before any worker opens them: processes creating a
+    # fresh MLflow database together collide in its migrations
+    tracking.experiment_id(cli.TRAINERS[args.command].experiment)
     token = uuid.uuid4().hex
     env = {**_worker_env(), COMMAND_ENV: json.dumps(list(args.argv))}
     procs = [_popen(["tune-worker", "--storage", args.storage, "--launch", token, "--seed", str(args.seed + i)], env)
@@ -360,6 +367,8 @@ class Launch:
 # ---- the `storefront tune-worker` command ------------------------------------------------------------------------
 
 def add_arguments(parser) -> None:
+    import argparse
+
     from pipelines.options import whole_number
 
     parser.add_argument("--study-name", default=None, help="the shared study's name (required)")
@@ -373,13 +382,8 @@ def add_arguments(parser) -> None:
                              "digest must be the parent run's")
     parser.add_argument("--seed", type=whole_number, default=None,
                         help="this worker's sampler seed (default: random, so that workers' random trials differ)")
-    parser.add_argument("--launch", default=None, help=argparse_suppress())
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS  # --launch TOKEN: a launcher's own worker (its command line in STOREFRONT_WORKER_COMMAND)
+    # --launch TOKEN: a launcher's own worker (its command line in STOREFRONT_WORKER_COMMAND); not for users
+    parser.add_argument("--launch", default=None, help=argparse.SUPPRESS)
 
 
 def _with_data_dir(argv: list[str], data_dir: Path | None) -> list[str]:
@@ -421,8 +425,6 @@ def open_shared_study(study_name: str, storage_url: str):
 
 def run(args) -> int:
     """``storefront tune-worker``: run queued trials of a shared study as one more worker (module docstring)."""
-    import importlib
-
     import json
 
     from pipelines import cli
@@ -432,7 +434,7 @@ def run(args) -> int:
         return _work(parsed, Joining(None, args.storage, None, args.seed, token=args.launch))
     if args.study_name is None:
         raise ConfigurationError("--study-name is required: the shared study to join")
-    study, shared = open_shared_study(args.study_name, args.storage)
+    _, shared = open_shared_study(args.study_name, args.storage)
     argv = list(shared["command"])
     family = cli.TRAINERS.get(argv[0]) if argv else None
     if family is None:
