@@ -211,10 +211,22 @@ def _run_status(run_id: str) -> str | None:
         return None
 
 
-def _worker_env() -> dict[str, str]:
+THREADS_ENV = "STOREFRONT_THREADS"  # models.threads: threads per process for whole-catalogue work
+
+
+def cores_each(workers: int) -> str:
+    """The threads each of ``workers`` local worker processes uses (:mod:`models.threads`): the cores this process
+    may use, shared out, at least 1. A trial of item-CF already fills every core on its own, so N workers on one
+    machine split the cores instead of competing for all of them."""
+    from models.threads import thread_count
+
+    return str(max(1, thread_count() // max(1, workers)))
+
+
+def _worker_env(workers: int) -> dict[str, str]:
     from pipelines.tracking import tracking_uri
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri()}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(), THREADS_ENV: cores_each(workers)}
     env.pop("MLFLOW_RUN_ID", None)
     return env
 
@@ -272,7 +284,7 @@ def start_local_workers(args) -> LocalWorkers | None:
     # fresh MLflow database together collide in its migrations
     tracking.experiment_id(cli.TRAINERS[args.command].experiment)
     token = uuid.uuid4().hex
-    env = {**_worker_env(), COMMAND_ENV: json.dumps(list(args.argv))}
+    env = {**_worker_env(count), COMMAND_ENV: json.dumps(list(args.argv))}
     procs = [_popen(["tune-worker", "--storage", args.storage, "--launch", token, "--seed", str(args.seed + i)], env)
              for i in range(1, count)]
     _LOCAL = LocalWorkers(token, procs)
@@ -308,8 +320,20 @@ class Launch:
             self.procs = self.local.procs
         else:  # run_study called outside the command: start them now, on the study
             self.procs = [_popen(["tune-worker", "--study-name", study.study_name, "--storage", options.storage,
-                                  "--seed", str(options.seed + i)], _worker_env()) for i in range(1, options.workers)]
+                                  "--seed", str(options.seed + i)], _worker_env(options.workers))
+                          for i in range(1, options.workers)]
+        # this process's trials share the cores with its local workers too; the refit afterwards gets them all back
+        self._threads = os.environ.get(THREADS_ENV)
+        os.environ[THREADS_ENV] = cores_each(options.workers)
         return self
+
+    def _restore_threads(self) -> None:
+        if not hasattr(self, "_threads"):
+            return
+        if self._threads is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = self._threads
 
     def close(self) -> None:
         """No worker takes a queued trial from now on."""
@@ -326,6 +350,7 @@ class Launch:
         from optuna.trial import TrialState
 
         self.close()
+        self._restore_threads()
         last_note = 0.0
         while True:
             alive = [p for p in self.procs if p.poll() is None]
@@ -361,6 +386,7 @@ class Launch:
             self.close()
         except Exception as exc:  # noqa: BLE001 - the storage may be what failed; the workers must stop anyway
             logger.warning("could not close shared study %s: %s", self.study.study_name, exc)
+        self._restore_threads()
         stop_processes(self.procs)
 
 
