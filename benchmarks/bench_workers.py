@@ -103,9 +103,12 @@ def main() -> None:
     busy = max(r["load_before"] for r in runs) > machine["cpus"]
     lines += [
         "",
-        f"Two workers: {speedup:.2f}x the one-worker wall time, {study_speedup:.2f}x on the study span alone (the rest "
-        "is loading the shop, the baseline, the refit, the test scoring and the registration, which one process does). "
-        "Both studies hold exactly the same number of trials (`--n-trials` is the study's total).",
+        f"Speed-up with two workers: {speedup:.2f} on wall time, {study_speedup:.2f} on the study span alone (below 1: "
+        "slower; the rest of the wall time is loading the shop, the baseline, the refit, the test scoring and the "
+        "registration, which one process does, and the second worker's own loading). Both studies hold exactly the "
+        "same number of trials (`--n-trials` is the study's total). An item-CF trial already uses every core "
+        "(`models/threads.py`; local workers split them), so on one machine a second worker only pays off when the "
+        "machine has cores to spare; workers on other machines bring their own.",
         "The machine's 2 cores were shared with other engineers' jobs: a load average above 2 before a run means "
         "the workers competed with other processes, so these are upper bounds on wall time."
         if busy else "The load average stayed at or below the core count before each run.",
