@@ -319,10 +319,20 @@ def heartbeat_seconds() -> int:
 
 
 def stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Optuna's ``failed_trial_callback``: a RUNNING trial whose process stopped sending heartbeats was marked FAIL."""
+    """Optuna's stale-trial callback: a RUNNING trial whose process stopped sending heartbeats was marked FAIL. In a
+    shared study the dead worker wrote no run for it: it gets its FAILED child run of the study's parent run here."""
+    from pipelines.workers import ATTR
+
     worker = trial.system_attrs.get("storefront.worker")
-    logger.warning("study %s: trial %d%s marked FAIL (no heartbeat for %d s: its process died)", study.study_name,
-                   trial.number, f" of worker {worker}" if worker else "", 2 * heartbeat_seconds())
+    error = f"no heartbeat for {2 * heartbeat_seconds()} s: its process died"
+    logger.warning("study %s: trial %d%s marked FAIL (%s)", study.study_name, trial.number,
+                   f" of worker {worker}" if worker else "", error)
+    parent_id = (study.user_attrs.get(ATTR) or {}).get("parent_run_id")
+    if parent_id:
+        tracked = _TrackedObjective(None, [], [], None, study.study_name, parent_id, "all")
+        tracked.copied_tags["storefront.worker"] = worker or "unknown"
+        start = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
+        tracked._log_trial_run(trial, "FAIL", "FAILED", None, f"WorkerDied: {error}", int(start * 1000))
 
 
 # the name of RDBStorage's "a stale trial was failed" callback: renamed in Optuna 4.9 (the old name warns)

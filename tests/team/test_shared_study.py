@@ -164,8 +164,15 @@ def test_a_killed_worker_blocks_nobody_and_its_trial_ends_fail(team, storages):
     assert f"worker process {helper.split(':')[1]} ended with exit code -9" in err
     parent = client(team).get_run(parent_of(study))
     assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials_failed"] == 1
-    worker_runs = [r for r in runs_of(team, parent.info.run_id) if r.data.tags.get("role") == "worker"]
+    children = runs_of(team, parent.info.run_id)
+    worker_runs = [r for r in children if r.data.tags.get("role") == "worker"]
     assert [r.info.status for r in worker_runs] == ["FAILED"]  # the launcher closed the dead worker's run
+    trial_runs = {int(r.data.tags["trial_number"]): r for r in children if r.data.tags.get("role") == "trial"}
+    assert sorted(trial_runs) == list(range(N_TRIALS))  # the dead worker's trial too, written by the launcher
+    dead = trial_runs[victim]
+    assert (dead.info.status, dead.data.tags["trial_state"], dead.data.tags["storefront.worker"]) == \
+        ("FAILED", "FAIL", helper)
+    assert dead.data.tags["error"] == f"WorkerDied: no heartbeat for {2 * HEARTBEAT} s: its process died"
     assert "registered storefront-itemcf version" in out
 
 
