@@ -208,3 +208,11 @@ def test_tune_worker_refuses_another_family_and_a_finished_parent_run(mlflow_env
                                        "closed": True})
     assert cli.main(["tune-worker", "--study-name", "done", "--storage", url]) == 0  # a late worker: nothing to do
     assert "study done is closed (no trial left to run); nothing to do" in capsys.readouterr().out
+
+
+def test_a_joining_worker_reads_its_own_data_dir_in_place_of_the_launchers(tmp_path):
+    argv = ["train-itemcf", "--data-dir", "/launcher/shop", "--n-trials", "4"]
+    assert workers._with_data_dir(argv, None) == argv
+    assert workers._with_data_dir(argv, tmp_path) == ["train-itemcf", "--n-trials", "4", "--data-dir", str(tmp_path)]
+    assert workers._with_data_dir(["train-churn", "--data-dir=/x"], tmp_path) == ["train-churn", "--data-dir",
+                                                                                   str(tmp_path)]
