@@ -257,7 +257,7 @@ def run_study(
         mlflow.log_metrics({f"baseline_test_{k}": float(v) for k, v in baseline.items()})
     mlflow.log_params(clean_params({"study_name": options.study_name, "n_trials": n_trials, "timeout": timeout,
                                     "seed": options.seed, "storage": _redact(options.storage),
-                                    "objective": ",".join(metrics)}))
+                                    "objective": ",".join(metrics), "workers": options.workers}))
 
     shared = options.workers is not None and options.storage is not None  # one worker in memory: an ordinary study
     study, n_before = _open_study(options, directions, pruner, enqueue, shared=shared)

@@ -143,6 +143,7 @@ def test_one_worker_launch_queues_the_budget_and_tells_workers_the_parent_run(ml
     assert {c.data.tags["storefront.worker"] for c in children} == {workers_id()}
     parent = mlflow.get_run(run.info.run_id)
     assert parent.data.metrics["n_trials_total"] == 5 and parent.data.metrics["n_trials_complete"] == 5
+    assert parent.data.params["workers"] == "1"
 
 
 def test_one_worker_without_a_storage_is_an_ordinary_study(mlflow_env):
