@@ -51,10 +51,31 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[str, str]:
 
 
 def client(team):
+    """The module's one MLflow client of its PostgreSQL tracking store (one engine, closed at the end)."""
     import mlflow
 
-    uri = team["env"]["MLFLOW_TRACKING_URI"]
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if "client" not in team:
+        uri = team["env"]["MLFLOW_TRACKING_URI"]
+        team["client"] = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return team["client"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _closed_connections(team):
+    """Database connections another module left for the garbage collector are collected before this module (their
+    ResourceWarning is not this module's failure); this module closes its own."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    yield
+    if "client" in team:
+        for store in (team["client"]._tracking_client.store, team["client"]._get_registry_client().store):
+            engine = getattr(store, "engine", None)
+            if engine is not None:
+                engine.dispose()
 
 
 def runs_of(team, parent_id: str):
