@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "promote": "pipelines.ops.promote",
     "rollback": "pipelines.ops.rollback",
     "analyze": "pipelines.analytics.analyze",
+    "tune-worker": "pipelines.workers",
 }
 
 
@@ -113,6 +114,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for key, value in vars(args).items():
         if value == "":
             setattr(args, key, None)
+    args.argv = argv[argv.index(only):] if only in argv else argv  # the command line, for a shared study's workers
     return args
 
 
@@ -129,9 +131,15 @@ def train_from_args(args: argparse.Namespace):
 
 def run_training(args: argparse.Namespace) -> int:
     """A training command: train, offer the model to the registration gate, print the module's summary."""
-    from pipelines import registry
+    from pipelines import registry, workers
 
-    result = train_from_args(args)
+    local = workers.start_local_workers(args)  # --workers N: the other N-1 read the data while we do
+    try:
+        result = train_from_args(args)
+    except BaseException:
+        if local is not None:
+            local.stop()
+        raise
     verdict = registry.register_and_say(result)
     print(importlib.import_module(COMMANDS[args.command]).summary(result, verdict))
     return 0

@@ -160,12 +160,21 @@ def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = No
     ``storefront.family_run_id`` (on the launcher's run). The run carries this host and pid, so that the next
     run of the experiment can tell that a killed process left it RUNNING (:func:`fail_dead_runs`). Params are
     logged through :func:`clean_params`.
+
+    In a worker of a shared study (:func:`pipelines.workers.current_join`) the run is the worker's own, nested
+    under the study's parent run (tag ``role=worker``): it holds what this worker read; it ends FINISHED when the
+    worker's trials are done (:class:`pipelines.workers.WorkerDone`, re-raised to stop the command there).
     """
+    from pipelines.workers import WorkerDone, resolve_join
+
     exp_id = tracking.experiment_id(families.experiment_name(family))
     fail_dead_runs(exp_id)
     launcher = os.environ.pop("MLFLOW_RUN_ID", None)
     if launcher:
         tags = {**(tags or {}), "storefront.launcher_run_id": launcher}
+    if (join := resolve_join()) is not None:  # a launcher's own worker waits here for the study
+        tags = {**(tags or {}), "mlflow.parentRunId": join.parent_run_id, "role": "worker", "study": join.study_name}
+        run_name = f"worker {socket.gethostname()}:{os.getpid()}"
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGALRM)
     try:
         signal.signal(signal.SIGTERM, raise_terminated)  # the run ends KILLED
@@ -180,6 +189,9 @@ def family_run(family: str, run_name: str, params: Mapping[str, Any] | None = No
         if params:
             mlflow.log_params(clean_params(params))
         yield run
+    except WorkerDone:
+        _end_run(run.info.run_id, "FINISHED")
+        raise
     except KeyboardInterrupt:
         _end_run(run.info.run_id, "KILLED")
         raise

@@ -76,20 +76,56 @@ def bool_text(value: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+# Optuna's RDB storages (SQLAlchemy URLs) by scheme: the storages several processes can share.
+RDB_SCHEMES = ("postgresql", "mysql", "sqlite", "oracle", "mssql")
+
+
+def is_rdb_url(url: str | None) -> bool:
+    """Whether ``url`` is an SQLAlchemy database URL (``postgresql+psycopg://...``, ``sqlite:///study.db``)."""
+    if not url or "://" not in url:
+        return False
+    return url.split("://", 1)[0].split("+", 1)[0].lower() in RDB_SCHEMES
+
+
+def check_workers(workers: int | None, storage: str | None) -> int | None:
+    """``--workers``: None (an ordinary study) or at least 1; more than one needs an RDB ``--storage`` that every
+    worker process opens. Raises :class:`pipelines.errors.ConfigurationError` naming the parameter."""
+    from pipelines.errors import ConfigurationError
+
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigurationError(f"--workers must be an integer of at least 1, got {workers!r}")
+    if workers > 1 and not is_rdb_url(storage):
+        given = f"got {storage!r}" if storage else "none given"
+        raise ConfigurationError(f"--workers {workers} needs a database --storage that every worker opens "
+                                 f"(postgresql+psycopg://..., mysql://..., sqlite:///study.db); {given}")
+    return workers
+
+
 @dataclass(frozen=True)
 class StudyOptions:
     """The budget and storage of one Optuna study (``--n-trials``, ``--timeout``, ``--seed``, ``--storage``,
-    ``--study-name``); ``study_name`` None means the entry point derives one from its other options."""
+    ``--study-name``, ``--workers``); ``study_name`` None means the entry point derives one from its other options.
+    ``workers`` set makes the study shared (:mod:`pipelines.workers`): that many local worker processes, and
+    others may join with ``storefront tune-worker``; ``command`` is the command line that built these options
+    (what a joining worker runs up to its study)."""
 
     n_trials: int | None = None
     timeout: float | None = None
     seed: int = 42
     storage: str | None = None
     study_name: str | None = None
+    workers: int | None = None
+    command: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        check_workers(self.workers, self.storage)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "StudyOptions":
-        return cls(args.n_trials, args.timeout, args.seed, args.storage, args.study_name)
+        return cls(args.n_trials, args.timeout, args.seed, args.storage, args.study_name,
+                   getattr(args, "workers", None), tuple(getattr(args, "argv", None) or ()))
 
     @classmethod
     def defaults(cls, family: Family, **changes) -> "StudyOptions":
@@ -116,9 +152,10 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def add_study_options(parser: argparse.ArgumentParser, family: Family, *, study_name: str | None = None,
-                      seed_help: str = "sampler seed", per: str = "", timeout_help: str | None = None) -> None:
-    """``--data-dir``, ``--n-trials``, ``--timeout``, ``--seed``, ``--storage`` and ``--study-name``, with the
-    family's default budget (:mod:`pipelines.families`)."""
+                      seed_help: str = "sampler seed", per: str = "", timeout_help: str | None = None,
+                      workers: bool = True) -> None:
+    """``--data-dir``, ``--n-trials``, ``--timeout``, ``--seed``, ``--storage``, ``--study-name`` and (``workers``:
+    for a command that runs one study) ``--workers``, with the family's default budget (:mod:`pipelines.families`)."""
     add_data_dir(parser)
     parser.add_argument("--n-trials", type=whole_number, default=family.n_trials,
                         help=f"Optuna trials{per} (default {family.n_trials})")
@@ -131,4 +168,9 @@ def add_study_options(parser: argparse.ArgumentParser, family: Family, *, study_
                              "study; default in-memory")
     parser.add_argument("--study-name", default=study_name,
                         help=f"Optuna study name (default {study_name or 'derived from the options'})")
+    if workers:
+        parser.add_argument("--workers", type=whole_number, default=None,
+                            help="share the study: run it in this many worker processes (this one and N-1 more; "
+                                 "--n-trials is the total of all), which other machines may join with `storefront "
+                                 "tune-worker`; more than 1 needs a database --storage (default: an ordinary study)")
 

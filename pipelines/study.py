@@ -21,13 +21,23 @@
 
 Objectives only compute scores: they never call MLflow or the registry. A storage URL (``sqlite:///...``,
 ``postgresql://...``) makes the study resumable and shareable.
+
+With ``options.workers`` set the study is *shared* (:mod:`pipelines.workers`): this process queues exactly
+``n_trials`` trials, starts ``workers - 1`` more worker processes (``storefront tune-worker``), runs trials with
+them, and returns only when every worker and every running trial has ended; all trials of all workers are child
+runs of this parent run, and the caller alone refits and registers. In a joining worker
+(:func:`pipelines.workers.current_join`) ``run_study`` runs queued trials under the launcher's parent run and
+then raises :class:`pipelines.workers.WorkerDone`, so the training command stops before its refit.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
+import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -47,6 +57,7 @@ logger = logging.getLogger(__name__)
 Objective = Callable[[optuna.Trial], float | Sequence[float]]
 TRIALS_VIEW = "trials"  # the experiment's shared view of the latest study's trials
 PARENT_RUN_TAG = "mlflow.parentRunId"
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a shared study's trial (tag storefront.worker)
 COPIED_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit", "git_commit")
 
 
@@ -68,10 +79,13 @@ class StudyResult:
 
 
 def _redact(url: str | None) -> str:
-    if not url or "@" not in url:
+    if not url or "@" not in url or "://" not in url:
         return url or "in-memory"
     scheme, rest = url.split("://", 1)
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+redact = _redact  # a storage URL without its user and password, for logs and params
 
 
 def _finite(value) -> float:
@@ -97,7 +111,7 @@ class _TrackedObjective:
     step of the parent's history metrics; counts the states for the progress line."""
 
     def __init__(self, objective: Objective, metrics: Sequence[str], directions: Sequence[str],
-                 n_trials: int | None, study_name: str, parent_run_id: str, trial_runs: str):
+                 n_trials: int | None, study_name: str, parent_run_id: str, trial_runs: str, shared: bool = False):
         self.objective = objective
         self.metrics = list(metrics)
         self.directions = list(directions)
@@ -110,10 +124,14 @@ class _TrackedObjective:
         self.experiment_id = parent.info.experiment_id
         self.copied_tags = {k: v for k, v in parent.data.tags.items() if k in COPIED_TAGS}
         self.best: float | None = None
+        self.shared = shared  # other processes run trials too: the best so far is the study's, not ours
+        self.n_run = 0  # trials this process ran
         self.started = time.monotonic()
 
     def __call__(self, trial: optuna.Trial):
         t0, start_ms = time.monotonic(), int(time.time() * 1000)
+        if self.shared:  # which process runs it, in the study itself (a dead worker's trial names the worker)
+            trial.storage.set_trial_system_attr(trial._trial_id, "storefront.worker", WORKER)
         state, status, error, values = "COMPLETE", "FINISHED", None, None
         try:
             values = self.objective(trial)
@@ -132,6 +150,9 @@ class _TrackedObjective:
             raise
         finally:
             vals = None if values is None else (list(values) if isinstance(values, (list, tuple)) else [values])
+            self.n_run += 1
+            if self.shared and len(self.metrics) == 1:
+                self.best = _study_best(trial.study)
             self._log_history(trial.number, state, vals)
             if self.trial_runs == "all" or state != "PRUNED":
                 self._log_trial_run(trial, state, status, vals, error, start_ms)
@@ -156,6 +177,8 @@ class _TrackedObjective:
                        start_ms: int) -> None:
         tags = {**self.copied_tags, PARENT_RUN_TAG: self.parent_id, "role": "trial", "study": self.study_name,
                 "trial_number": str(trial.number), "trial_state": state}
+        if self.shared:
+            tags["storefront.worker"] = WORKER
         numbers, texts = _user_attrs(trial)
         tags.update(texts)
         if error:
@@ -184,6 +207,13 @@ class _TrackedObjective:
                     seconds, time.monotonic() - self.started)
 
 
+def _study_best(study: optuna.Study) -> float | None:
+    try:
+        return _finite(study.best_value)
+    except ValueError:  # no complete trial yet
+        return None
+
+
 def run_study(
     objective: Objective,
     *,
@@ -205,6 +235,8 @@ def run_study(
     towards ``n_trials``. ``trial_runs``: ``"all"`` or ``"complete"`` (no run for pruned trials). ``share_view``:
     point the experiment's shared view ``trials`` at this study (off for the many studies of one SARIMA job).
     """
+    from pipelines import workers
+
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     directions = [directions] if isinstance(directions, str) else list(directions)
     n_trials, timeout = _check_budget(options, metrics, directions)
@@ -213,6 +245,10 @@ def run_study(
     parent = mlflow.active_run()
     if parent is None:
         raise RuntimeError("run_study needs an active MLflow parent run")
+    if (join := workers.current_join()) is not None:
+        _join_study(objective, join, options, metrics, directions, pruner, timeout, trial_runs)
+    if options.workers is not None and options.storage is not None and n_trials is None:
+        raise ConfigurationError("--workers needs --n-trials: the shared study's total")
     tags = {"study": options.study_name, "study_directions": ",".join(directions)}
     if mlflow.MlflowClient().get_run(parent.info.run_id).data.tags.get("role", "family") == "family":
         tags["role"] = "study"  # a run that already has a role (a SARIMA series) keeps it
@@ -221,16 +257,25 @@ def run_study(
         mlflow.log_metrics({f"baseline_test_{k}": float(v) for k, v in baseline.items()})
     mlflow.log_params(clean_params({"study_name": options.study_name, "n_trials": n_trials, "timeout": timeout,
                                     "seed": options.seed, "storage": _redact(options.storage),
-                                    "objective": ",".join(metrics)}))
+                                    "objective": ",".join(metrics), "workers": options.workers}))
 
-    study, n_before = _open_study(options, directions, pruner, enqueue)
+    shared = options.workers is not None and options.storage is not None  # one worker in memory: an ordinary study
+    study, n_before = _open_study(options, directions, pruner, enqueue, shared=shared)
     remaining = None if n_trials is None else max(0, n_trials - n_before)  # --n-trials is the study's total
     logger.info("study %s: %s trials to run (%d earlier), timeout %s s, optimising %s", options.study_name,
                 "unbounded" if remaining is None else remaining, n_before, timeout or "none",
                 ", ".join(f"{d} {m}" for m, d in zip(metrics, directions)))
     tracked = _TrackedObjective(objective, metrics, directions, n_trials, options.study_name, parent.info.run_id,
-                                trial_runs)
-    if remaining != 0:
+                                trial_runs, shared=shared)
+    if shared:
+        launch = workers.Launch(study, options, parent.info.run_id, n_trials).start()
+        try:
+            workers.optimize(study, tracked, timeout)
+        except BaseException:
+            launch.stop()
+            raise
+        launch.finish()
+    elif remaining != 0:
         study.optimize(tracked, n_trials=remaining, timeout=timeout, catch=(Exception,))
 
     counts = _log_counts(study, n_before)
@@ -273,30 +318,82 @@ def heartbeat_seconds() -> int:
     return value
 
 
-def study_storage(url: str | None):
+def stale_trial_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's stale-trial callback: a RUNNING trial whose process stopped sending heartbeats was marked FAIL. In a
+    shared study the dead worker wrote no run for it: it gets its FAILED child run of the study's parent run here."""
+    from pipelines.workers import ATTR
+
+    worker = trial.system_attrs.get("storefront.worker")
+    error = f"no heartbeat for {2 * heartbeat_seconds()} s: its process died"
+    logger.warning("study %s: trial %d%s marked FAIL (%s)", study.study_name, trial.number,
+                   f" of worker {worker}" if worker else "", error)
+    parent_id = (study.user_attrs.get(ATTR) or {}).get("parent_run_id")
+    if parent_id:
+        tracked = _TrackedObjective(None, [], [], None, study.study_name, parent_id, "all")
+        tracked.copied_tags["storefront.worker"] = worker or "unknown"
+        start = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
+        tracked._log_trial_run(trial, "FAIL", "FAILED", None, f"WorkerDied: {error}", int(start * 1000))
+
+
+# the name of RDBStorage's "a stale trial was failed" callback: renamed in Optuna 4.9 (the old name warns)
+_STALE_CALLBACK = ("heartbeat_stale_trial_callback"
+                   if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+                   else "failed_trial_callback")
+SCHEMA_ATTEMPTS = 5  # processes creating a fresh storage's schema together: tries before giving up
+
+
+def study_storage(url: str | None, shared: bool = False):
     """The Optuna storage of ``url``: in memory (None), or an RDB storage whose trials send heartbeats, so that
-    the trials of a killed worker are failed by the next process that opens the study."""
+    the trials of a killed worker are failed by the next process that opens the study (``shared``: a
+    :func:`pipelines.workers.shared_storage_class` storage). Creating the schema of a fresh database collides
+    when two processes do it at once (PostgreSQL: ``UniqueViolation`` on ``pg_type_typname_nsp_index``, or
+    "already exists", optuna/optuna#1092); the loser retries, and then finds the schema made."""
     if url is None:
         return None
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    from pipelines.workers import shared_storage_class
+
     beat = heartbeat_seconds()
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what we need
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=beat, grace_period=2 * beat)
+    storage_class = shared_storage_class() if shared else optuna.storages.RDBStorage
+    for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and what we need
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return storage_class(url, heartbeat_interval=beat, grace_period=2 * beat,
+                                     **{_STALE_CALLBACK: stale_trial_failed})
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            text = str(exc).lower()
+            if attempt == SCHEMA_ATTEMPTS or not ("already exists" in text or "duplicate key" in text
+                                                  or "unique constraint" in text):
+                raise
+            logger.info("storage %s: schema created by another process at the same time; retrying", _redact(url))
+            time.sleep(0.2 * attempt)
 
 
-def _open_study(options: StudyOptions, directions: list[str], pruner, enqueue) -> tuple[optuna.Study, int]:
+def _open_study(options: StudyOptions, directions: list[str], pruner, enqueue,
+                shared: bool = False) -> tuple[optuna.Study, int]:
     """A new study, or the stored one of that name (resumed) when there is a storage; and its earlier trials
-    (the trials of dead processes, past their heartbeat's grace period, are failed first)."""
+    (the trials of dead processes, past their heartbeat's grace period, are failed first). A ``shared`` study's
+    sampler is TPE with ``constant_liar`` (running trials of other workers count as bad, so they are not sampled
+    again)."""
+    from pipelines.workers import bind
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = study_storage(options.storage)
+    storage = study_storage(options.storage, shared=shared)
+    with warnings.catch_warnings():  # constant_liar is "experimental" in Optuna 4 (and the default in 5)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=options.seed, constant_liar=True) if shared else \
+            optuna.samplers.TPESampler(seed=options.seed)
     study = optuna.create_study(
         study_name=options.study_name,
         storage=storage,
-        sampler=optuna.samplers.TPESampler(seed=options.seed),
+        sampler=sampler,
         pruner=pruner,
         directions=directions,
         load_if_exists=options.storage is not None,
     )
+    bind(study)
     if storage is not None:
         running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
         with warnings.catch_warnings():
@@ -314,6 +411,29 @@ def _open_study(options: StudyOptions, directions: list[str], pruner, enqueue) -
         for params in enqueue:
             study.enqueue_trial(dict(params), skip_if_exists=True)
     return study, n_before
+
+
+def _join_study(objective: Objective, join, options: StudyOptions, metrics: list[str], directions: list[str], pruner,
+                timeout: float | None, trial_runs: str) -> None:
+    """A joining worker's part (:mod:`pipelines.workers`): check that this process read the parent run's data,
+    run queued trials under the parent run, then raise :class:`pipelines.workers.WorkerDone`."""
+    from dataclasses import replace
+
+    from pipelines import workers
+
+    client = mlflow.MlflowClient()
+    mine = client.get_run(mlflow.active_run().info.run_id).data.tags.get("data_digest")
+    theirs = client.get_run(join.parent_run_id).data.tags.get("data_digest")
+    if mine and theirs and mine != theirs:
+        raise ConfigurationError(f"--data-dir: the tables this worker read (digest {mine}) are not the ones of the "
+                                 f"study's parent run {join.parent_run_id} (digest {theirs}); point --data-dir at "
+                                 "the same data")
+    options = replace(options, study_name=join.study_name, storage=join.storage, seed=join.seed, workers=None)
+    study, _ = _open_study(options, directions, pruner, enqueue=(), shared=True)
+    tracked = _TrackedObjective(objective, metrics, directions, None, join.study_name, join.parent_run_id,
+                                trial_runs, shared=True)
+    workers.optimize(study, tracked, timeout)
+    raise workers.WorkerDone(join.study_name, tracked.n_run, join.parent_run_id)
 
 
 def _log_counts(study: optuna.Study, n_before: int) -> dict[str, int]:

@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from pipelines.options import add_na_values, add_study_options, whole_number
 
     add_study_options(parser, FAMILY, study_name="sarima", per=": candidate models per series, at most",
-                      timeout_help="seconds for the whole job's searches, shared out between the series still to tune")
+                      timeout_help="seconds for the whole job's searches, shared out between the series still to tune",
+                      workers=False)  # one study per series: not a study that workers can share
     parser.add_argument("--freq", default=None, choices=list(FREQUENCIES),
                         help="period: " + ", ".join(f"{f.code} {f.name} (season {f.season})" for f in FREQUENCIES.values())
                              + " (default: inferred from the dates of --series, M for the shop)")
