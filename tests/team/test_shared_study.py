@@ -26,12 +26,11 @@ HEARTBEAT = 2  # seconds: a killed worker's trial is stale after 4 s
 
 
 @pytest.fixture(scope="module")
-def team(postgres, tmp_path_factory, shop_folder):
-    """The environment of the module's commands: MLflow tracking on a fresh PostgreSQL database, artifacts in a
-    temp folder, a shop whose item-CF trials take long enough (about a second) that both workers run some."""
+def team(postgres, mlflow_server, tmp_path_factory, shop_folder):
+    """The environment of the module's commands: a real ``mlflow server`` on PostgreSQL (proxied artifacts), a shop
+    whose item-CF trials take long enough (about a second) that both workers run some."""
     home = tmp_path_factory.mktemp("shared-study")
-    env = clean_env(MLFLOW_TRACKING_URI=postgres.url(postgres.create_database()), STOREFRONT_HOME=str(home),
-                    STOREFRONT_ARTIFACT_ROOT=(home / "artifacts").as_uri(),
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server.url, STOREFRONT_HOME=str(home),
                     STOREFRONT_HEARTBEAT_SECONDS=str(HEARTBEAT))
     return {"env": env, "home": home, "shop": shop_folder(2500, 150, 2, 11), "postgres": postgres}
 
@@ -51,7 +50,7 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[str, str]:
 
 
 def client(team):
-    """The module's one MLflow client of its PostgreSQL tracking store (one engine, closed at the end)."""
+    """The module's one MLflow client of its tracking server."""
     import mlflow
 
     if "client" not in team:
