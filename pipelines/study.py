@@ -57,6 +57,8 @@ class StudyResult:
     n_complete: int
     n_pruned: int
     n_failed: int
+    stop_reason: str = ""  # n_trials, timeout or search finished (pipelines.budget.stop_reason)
+    thin: str | None = None  # pipelines.budget.thin_advice when fewer than the minimum of trials completed
 
     @property
     def best_params(self) -> dict:
@@ -230,15 +232,38 @@ def run_study(
                 ", ".join(f"{d} {m}" for m, d in zip(metrics, directions)))
     tracked = _TrackedObjective(objective, metrics, directions, n_trials, options.study_name, parent.info.run_id,
                                 trial_runs)
+    optimize_started = time.monotonic()
     if remaining != 0:
         study.optimize(tracked, n_trials=remaining, timeout=timeout, catch=(Exception,))
 
     counts = _log_counts(study, n_before)
+    stopped, thin = _log_stop(study, n_before, n_trials, remaining, timeout, time.monotonic() - optimize_started)
     best = list(study.best_trials) if len(directions) > 1 else [study.best_trial]
     _log_outcome(study, best, metrics, directions)
     if share_view:
         _share_trials_view(best[0], metrics, directions)
-    return StudyResult(study, best, counts["COMPLETE"], counts["PRUNED"], counts["FAIL"])
+    return StudyResult(study, best, counts["COMPLETE"], counts["PRUNED"], counts["FAIL"], stopped, thin)
+
+
+def _log_stop(study: optuna.Study, n_before: int, n_trials: int | None, remaining: int | None, timeout: float | None,
+              seconds: float) -> tuple[str, str | None]:
+    """Tag why the study stopped (``tuning_stop_reason``) and, when it completed fewer than
+    :data:`pipelines.budget.MIN_COMPLETE_TRIALS` trials on its budget, ``thin_tuning`` with the advice."""
+    from pipelines import budget
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    n_run = len(trials) - n_before
+    early = remaining is not None and n_run < remaining and (timeout is None or seconds < timeout)
+    reason = budget.stop_reason(remaining, n_run, early) if n_run or remaining else "n_trials"
+    durations = [t.duration.total_seconds() for t in complete if t.duration is not None]
+    mean = sum(durations) / len(durations) if durations else 0.0
+    thin = budget.thin_advice(len(complete), reason, n_trials, timeout, mean)
+    mlflow.set_tag("tuning_stop_reason", reason)
+    if thin:
+        mlflow.set_tag("thin_tuning", thin)
+        logger.warning("study %s: thin tuning: %s", study.study_name, thin)
+    return reason, thin
 
 
 def _check_budget(options: StudyOptions, metrics: list[str], directions: list[str]) -> tuple[int | None, float | None]:

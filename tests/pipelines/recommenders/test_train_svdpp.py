@@ -16,7 +16,6 @@ from pipelines import registry
 from pipelines.recommenders import train_svdpp
 from pipelines.cli import main as cli_main
 from pipelines.cli import parse_args, run_training, train_from_args
-from pipelines.errors import ConfigurationError
 from pipelines.rescoring import rescorer_for
 from pipelines.recommenders.train_svdpp import (
     RANKING_DEFAULTS,
@@ -220,12 +219,15 @@ def test_subsample_customers_keeps_the_shape_and_only_the_chosen_rows():
 
 def test_bad_options_are_named(mlflow_env, shop_dir, capsys):
     for argv, message in ((["--objective", "ndcg"], "invalid choice: 'ndcg'"),
-                          (["--k", "0"], "--k must be an integer from 1 to 100")):
+                          (["--k", "0"], "--k must be an integer from 1 to 100"),
+                          (["--tuning-customers", "-5"], "--tuning-customers: expected 'auto', 0 (every customer)"),
+                          (["--tuning-customers", "many"], "--tuning-customers: expected an integer")):
         with pytest.raises(SystemExit):
             parse_args(["train-svdpp", *argv])
         assert message in capsys.readouterr().err
-    with pytest.raises(ConfigurationError, match="--tuning-customers"):
-        train_svdpp.config_from_args(parse_args(["train-svdpp", "--tuning-customers", "-5"]))
+    assert train_svdpp.config_from_args(parse_args(["train-svdpp"])).tuning_customers is None  # the rule
+    assert train_svdpp.config_from_args(parse_args(["train-svdpp", "--tuning-customers", "AUTO"])).tuning_customers is None
+    assert train_svdpp.config_from_args(parse_args(["train-svdpp", "--tuning-customers", "0"])).tuning_customers == 0
     assert cli_main(["train-svdpp", "--data-dir", str(shop_dir / "missing")]) == 2
     assert "no customers.parquet or customers.csv" in capsys.readouterr().err
 
