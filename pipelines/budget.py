@@ -62,6 +62,15 @@ def tuning_option(text: str) -> int | None:
     return number
 
 
+def add_tuning_option(parser: argparse.ArgumentParser, family: str) -> None:
+    """``--tuning-customers`` of a family with a :data:`TUNING_SAMPLES` rule (its help states the rule)."""
+    rule = TUNING_SAMPLES[family]
+    parser.add_argument("--tuning-customers", type=tuning_option, default=None,
+                        help=f"customers the tuning trials fit on: auto (default) = every customer up to "
+                             f"{rule.full_up_to:,}, else {rule.sample:,} random ones (pipelines/budget.py); "
+                             "0 = every customer; N = N random customers")
+
+
 def tuning_customers(family: str, n_customers: int, requested: int | None = None) -> tuple[int, str]:
     """``(customers to tune on, why)`` for a shop of ``n_customers``: ``requested`` when given (0 = all), else the
     family's :data:`TUNING_SAMPLES` rule. The number never exceeds ``n_customers``."""
@@ -108,15 +117,16 @@ def stop_reason(n_trials: int | None, n_run: int, stopped_early: bool) -> str:
 
 
 def thin_advice(n_complete: int, reason: str, n_trials: int | None, timeout: float | None,
-                mean_trial_seconds: float) -> str | None:
-    """What to tell the user when a study completed fewer than :data:`MIN_COMPLETE_TRIALS` trials because its budget
-    ran out, with the budget that would reach the floor; None when the study is not thin (enough trials, or a
-    search that finished on its own)."""
+                mean_trial_seconds: float) -> tuple[str, str] | None:
+    """``(what happened, the options that fix it)`` when a study completed fewer than :data:`MIN_COMPLETE_TRIALS`
+    trials because its budget ran out; None when it is not thin (enough trials, or a search that finished on its
+    own). The fix is the budget that would reach the floor: ``--n-trials 10``, or a ``--timeout`` of the floor times
+    the mean trial's seconds (plus a fifth, rounded up to 10 s)."""
     if n_complete >= MIN_COMPLETE_TRIALS or reason == "search finished":
         return None
     if reason == "n_trials":
         return (f"only {n_complete} trials completed (--n-trials {n_trials} is below the minimum of "
-                f"{MIN_COMPLETE_TRIALS}); fix: --n-trials {MIN_COMPLETE_TRIALS} or more")
+                f"{MIN_COMPLETE_TRIALS})", f"--n-trials {MIN_COMPLETE_TRIALS}")
     needed = math.ceil(1.2 * MIN_COMPLETE_TRIALS * max(mean_trial_seconds, 0.1) / 10) * 10
     return (f"only {n_complete} trials completed in the {timeout:g} s timeout (about {mean_trial_seconds:.0f} s per "
-            f"trial; the minimum is {MIN_COMPLETE_TRIALS}); fix: --timeout {needed}")
+            f"trial; the minimum is {MIN_COMPLETE_TRIALS})", f"--timeout {needed}")

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 Objective = Callable[[optuna.Trial], float | Sequence[float]]
 TRIALS_VIEW = "trials"  # the experiment's shared view of the latest study's trials
 PARENT_RUN_TAG = "mlflow.parentRunId"
+THIN_TAG, THIN_FIX_TAG = "thin_tuning", "thin_tuning_fix"  # set by run_study when too few trials completed
 COPIED_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit", "git_commit")
 
 
@@ -58,7 +59,7 @@ class StudyResult:
     n_pruned: int
     n_failed: int
     stop_reason: str = ""  # n_trials, timeout or search finished (pipelines.budget.stop_reason)
-    thin: str | None = None  # pipelines.budget.thin_advice when fewer than the minimum of trials completed
+    thin: str | None = None  # what pipelines.budget.thin_advice says when fewer than the minimum of trials completed
 
     @property
     def best_params(self) -> dict:
@@ -260,10 +261,23 @@ def _log_stop(study: optuna.Study, n_before: int, n_trials: int | None, remainin
     mean = sum(durations) / len(durations) if durations else 0.0
     thin = budget.thin_advice(len(complete), reason, n_trials, timeout, mean)
     mlflow.set_tag("tuning_stop_reason", reason)
-    if thin:
-        mlflow.set_tag("thin_tuning", thin)
-        logger.warning("study %s: thin tuning: %s", study.study_name, thin)
-    return reason, thin
+    if thin is None:
+        return reason, None
+    mlflow.set_tags({THIN_TAG: thin[0], THIN_FIX_TAG: thin[1]})
+    logger.warning("study %s: thin tuning: %s; fix: %s", study.study_name, *thin)
+    return reason, thin[0]
+
+
+def thin_studies(run_id: str) -> list[tuple[str, str, str]]:
+    """``(run name, what happened, fix options)`` of every thin study (tag ``thin_tuning``) in the run ``run_id`` and
+    its nested runs that are not trials (the series of a SARIMA job), for the main job's summary."""
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    found = [run] if THIN_TAG in run.data.tags else []
+    found += client.search_runs([run.info.experiment_id],
+                                f"tags.`{PARENT_RUN_TAG}` = '{run_id}' AND tags.`{THIN_TAG}` LIKE '%'", max_results=1000)
+    return [(r.info.run_name or r.info.run_id, r.data.tags[THIN_TAG], r.data.tags.get(THIN_FIX_TAG, ""))
+            for r in found if r.data.tags.get("role") != "trial"]
 
 
 def _check_budget(options: StudyOptions, metrics: list[str], directions: list[str]) -> tuple[int | None, float | None]:

@@ -103,8 +103,35 @@ def run(args: argparse.Namespace) -> int:
         rows.append((family, name, result.primary_metric, result.test_value, result.baseline_value,
                      registry.alias_number(name, registry.CHAMPION) or "-", decision))
 
-    _print_summary(rows, failures, time.monotonic() - started)
+    _print_summary(rows, failures, time.monotonic() - started, thin_lines(results, data_dir))
     return 1 if failures else 0
+
+
+def thin_lines(results: dict, data_dir: Path) -> list[str]:
+    """The summary's lines about thin tuning: each family study (or SARIMA series) that completed fewer than
+    :data:`pipelines.budget.MIN_COMPLETE_TRIALS` trials on its budget, and the command that would fix it."""
+    from pipelines.budget import MIN_COMPLETE_TRIALS
+    from pipelines.study import thin_studies
+
+    lines = []
+    for family, (result, _) in results.items():
+        declared = FAMILIES[family]
+        if declared.members:  # the recommender slot repeats a member's run
+            continue
+        for name, what, fix in thin_studies(result.run_id):
+            where = family if name == _run_name(result.run_id) else f"{family} ({name})"
+            lines.append(f"  {where}: {what}; fix: storefront {declared.command} --data-dir {data_dir} {fix}".rstrip())
+    if lines:
+        lines.insert(0, f"THIN TUNING (fewer than {MIN_COMPLETE_TRIALS} completed trials; the tuned model may be "
+                        "little better than the first configuration tried):")
+    return lines
+
+
+def _run_name(run_id: str) -> str:
+    import mlflow
+
+    run = mlflow.MlflowClient().get_run(run_id)
+    return run.info.run_name or run.info.run_id
 
 
 def _as_recommender(result):
@@ -113,7 +140,7 @@ def _as_recommender(result):
     return replace(result, registered_model=RECOMMENDER_SLOT.registered_model)
 
 
-def _print_summary(rows, failures, seconds: float) -> None:
+def _print_summary(rows, failures, seconds: float, thin: list[str] = ()) -> None:
     from pipelines import tracking
 
     header = ("family", "model", "metric", "test", "baseline", "champion", "decision")
@@ -126,6 +153,8 @@ def _print_summary(rows, failures, seconds: float) -> None:
             print("  ".join("-" * w for w in widths))
     for family, error in failures.items():
         print(f"FAILED {family}: {error}")
+    for line in thin:
+        print(line)
     uri = tracking.tracking_uri()
     print(f"\nmain job finished in {seconds / 60:.1f} min. Next:")
     print(f"  mlflow ui --backend-store-uri {uri} --port {UI_PORT}")

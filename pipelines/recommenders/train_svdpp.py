@@ -90,16 +90,14 @@ INITIAL_TRIALS = {"rmse": [SURPRISE_DEFAULTS], "precision": [RANKING_DEFAULTS],
 
 
 def add_arguments(parser) -> None:
-    from pipelines.budget import tuning_option
+    from pipelines.budget import add_tuning_option
     from pipelines.recommenders.options import add_recommender_options
 
     add_recommender_options(parser, FAMILY, study_name=None, seed_help="sampler and model seed")
     parser.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=OBJECTIVES,
                         help="what the study optimises: rmse (held-out ratings), precision (validation "
                              f"precision@k, negatives sampled) or multi (both, Pareto front) (default {DEFAULT_OBJECTIVE})")
-    parser.add_argument("--tuning-customers", type=tuning_option, default=None,
-                        help="fit the tuning trials on this many randomly chosen customers: auto (default) = "
-                             "every customer up to 6,000, else 2,000 (pipelines/budget.py); 0 = all")
+    add_tuning_option(parser, FAMILY.name)
 
 
 # --- search space and data -------------------------------------------------------------------------
