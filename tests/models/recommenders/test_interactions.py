@@ -124,3 +124,13 @@ def test_bad_half_life_and_missing_columns_are_named():
         InteractionLog.from_frames(TRANSACTIONS.drop(columns="amount"))
     with pytest.raises(ValueError, match="events lack column 'event_type'"):
         InteractionLog.from_frames(TRANSACTIONS, EVENTS.drop(columns="event_type"))
+
+
+def test_the_log_keeps_compact_codes_not_strings():
+    log = InteractionLog.from_frames(TRANSACTIONS, EVENTS, reference_date=REF)
+    assert log.tx_user.dtype == np.int32 and log.tx_item.dtype == np.int32
+    assert log.ev_user.dtype == np.int32 and log.ev_item.dtype == np.int32
+    assert log.ev_type.dtype == np.int8
+    assert log.ev_type.tolist() == [0, 0, 0, 1, 0]  # product_view, add_to_cart; page_view rows are not kept
+    only_carts = log.matrix(event_weights={"add_to_cart": 2.0}).toarray()
+    assert only_carts[0, 1] == pytest.approx(2.0 * np.log1p(1)) and only_carts[2].sum() == 0.0
