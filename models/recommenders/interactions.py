@@ -126,6 +126,24 @@ class InteractionLog:
             log.ev_age = _ages(events["event_date"], reference_date)[keep]
         return log
 
+    def before(self, reference_date) -> "InteractionLog":
+        """The log of the rows dated before an earlier ``reference_date``, derived without re-reading the frames:
+        equal to :meth:`from_frames` on the same frames at that date with this log's products (and the default
+        customer index, which this log's must be: the customers seen before its own reference date)."""
+        reference_date = pd.Timestamp(reference_date)
+        if reference_date > self.reference_date:
+            raise ValueError(f"reference_date {reference_date} is after the log's {self.reference_date}")
+        shift = (self.reference_date - reference_date) / pd.Timedelta(days=1)
+        tx_keep, ev_keep = self.tx_age > shift, self.ev_age > shift  # dated before the new reference date
+        seen = np.union1d(self.tx_user[tx_keep], self.ev_user[ev_keep])
+        recode = np.full(len(self.customer_ids), -1, dtype=CODE_DTYPE)
+        recode[seen] = np.arange(len(seen), dtype=CODE_DTYPE)
+        return InteractionLog(
+            customer_ids=self.customer_ids[seen], product_ids=self.product_ids, reference_date=reference_date,
+            tx_user=recode[self.tx_user[tx_keep]], tx_item=self.tx_item[tx_keep], tx_amount=self.tx_amount[tx_keep],
+            tx_age=self.tx_age[tx_keep] - shift, ev_user=recode[self.ev_user[ev_keep]], ev_item=self.ev_item[ev_keep],
+            ev_type=self.ev_type[ev_keep], ev_age=self.ev_age[ev_keep] - shift)
+
     @property
     def shape(self) -> tuple[int, int]:
         return len(self.customer_ids), len(self.product_ids)

@@ -65,10 +65,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--families: unknown {', '.join(unknown)}; choose from {', '.join(MAIN_FAMILIES)}")
     data_dir = ensure_data(Path(args.data_dir) if args.data_dir else tracking.default_data_dir(), args.quick)
 
-    results, failures = {}, {}
+    results, failures, stages = {}, {}, {}
     for family in families:
         declared = FAMILIES[family]
         logger.info("=== %s ===", family)
+        stage_started = time.monotonic()
         budget = ["--n-trials", str(declared.quick_trials)] if args.quick else []
         try:
             result = train_from_args(parse_args([declared.command, "--data-dir", str(data_dir), *budget]))
@@ -77,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
             logger.exception("%s failed", family)
             failures[family] = f"{type(exc).__name__}: {exc}"
             continue
+        finally:
+            stages[family] = (time.monotonic() - stage_started, peak_memory_gb())
+            logger.info("=== %s took %.0f s; peak memory so far %.2f GB ===", family, *stages[family])
         results[family] = (result, version)
 
     rows = []
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append((family, name, result.primary_metric, result.test_value, result.baseline_value,
                      registry.alias_number(name, registry.CHAMPION) or "-", decision))
 
-    _print_summary(rows, failures, time.monotonic() - started, thin_lines(results, data_dir))
+    _print_summary(rows, failures, time.monotonic() - started, thin_lines(results, data_dir), stages)
     return 1 if failures else 0
 
 
@@ -140,7 +144,14 @@ def _as_recommender(result):
     return replace(result, registered_model=RECOMMENDER_SLOT.registered_model)
 
 
-def _print_summary(rows, failures, seconds: float, thin: list[str] = ()) -> None:
+def peak_memory_gb() -> float:
+    """This process's peak resident memory so far, in GB (Linux reports kilobytes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def _print_summary(rows, failures, seconds: float, thin: list[str] = (), stages: dict | None = None) -> None:
     from pipelines import tracking
 
     header = ("family", "model", "metric", "test", "baseline", "champion", "decision")
@@ -155,6 +166,8 @@ def _print_summary(rows, failures, seconds: float, thin: list[str] = ()) -> None
         print(f"FAILED {family}: {error}")
     for line in thin:
         print(line)
+    if stages:
+        print("stages: " + ", ".join(f"{f} {t:.0f} s (peak {m:.2f} GB so far)" for f, (t, m) in stages.items()))
     uri = tracking.tracking_uri()
     print(f"\nmain job finished in {seconds / 60:.1f} min. Next:")
     print(f"  mlflow ui --backend-store-uri {uri} --port {UI_PORT}")

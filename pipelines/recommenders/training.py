@@ -88,11 +88,16 @@ class RecommenderData:
         return self.windows.bounds(stage)
 
     def log(self, stage: str) -> InteractionLog:
-        """Purchases and events before the stage's cutoff, indexed (cached)."""
+        """Purchases and events before the stage's cutoff, indexed (cached). The frames are indexed once, at the
+        latest cutoff; earlier stages' logs are derived from that one (:meth:`InteractionLog.before`)."""
         if stage not in self._logs:
-            cutoff = self.bounds(stage)[0]
-            self._logs[stage] = InteractionLog.from_frames(
-                self.tables["transactions"], self.tables["events"], reference_date=cutoff, product_ids=self.catalog)
+            latest = max(STAGES, key=lambda s: self.bounds(s)[0])
+            if latest not in self._logs:
+                self._logs[latest] = InteractionLog.from_frames(
+                    self.tables["transactions"], self.tables["events"], reference_date=self.bounds(latest)[0],
+                    product_ids=self.catalog)
+            if stage != latest:
+                self._logs[stage] = self._logs[latest].before(self.bounds(stage)[0])
         return self._logs[stage]
 
     def window_transactions(self, stage: str) -> pd.DataFrame:
