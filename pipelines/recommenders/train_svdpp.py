@@ -252,7 +252,7 @@ def sample_scorer(data, baseline, k: int, objective: str, seed: int, rows):
     import numpy as np
 
     from pipelines.errors import DataValidationError
-    from pipelines.recommenders.training import evaluate
+    from pipelines.recommenders.training import precision_score
 
     log = data.log("validation")
     matrix = restrict_rows(log.matrix(), rows)
@@ -279,7 +279,7 @@ def sample_scorer(data, baseline, k: int, objective: str, seed: int, rows):
             values.append(rating_errors(model, pairs)["rmse"])
         if objective in ("precision", "multi"):
             recommender = svdpp_recommender(model, log, popularity)
-            values.append(evaluate(recommender, relevant, k, data.catalog)[f"precision_at_{k}"])
+            values.append(precision_score(recommender, relevant, k))
         return values[0] if len(values) == 1 else tuple(values)
 
     return score
