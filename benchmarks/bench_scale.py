@@ -9,7 +9,7 @@ stopped, the customers the trials used (pipelines/budget.py), the sample's ranki
 the test metric; then the growth exponent ``log(t2/t1) / log(n2/n1)`` of time and memory between sizes, and the
 issue's targets. Writes benchmarks/results/scale.md and .json.
 
-Usage: python benchmarks/bench_scale.py [--sizes 5000,50000]
+Usage: python benchmarks/bench_scale.py [--sizes 5000,50000] [--name scale] [--render]
 """
 
 from __future__ import annotations
@@ -141,15 +141,25 @@ def markdown(runs: list[dict], sizes_arg: str, machine: dict) -> str:
                 lines.append(f"| 50,000: {family} test {METRICS[family]} {word} {floor} | "
                              f"{'' if value is None else f'{value:.4f}'} | {'yes' if ok else 'no'} |")
     for run in runs:
-        lines += ["", f"Summary printed at {run['customers']:,} customers:", "", "```", run["summary"],
-                  *run["thin"], "```"]
+        lines += ["", f"Summary printed at {run['customers']:,} customers:", "", "```", run["summary"], "```"]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="5000,50000,200000", help="comma-separated shop sizes in customers")
+    parser.add_argument("--name", default="scale", help="results file name (benchmarks/results/<name>.md, .json)")
+    parser.add_argument("--render", action="store_true", help="only rewrite <name>.md from <name>.json")
     args = parser.parse_args()
+    if args.render:
+        import json
+
+        from benchmarks.reporting import RESULTS
+
+        report = json.loads((RESULTS / f"{args.name}.json").read_text())
+        sizes_arg = ",".join(str(s) for s in report["sizes"])
+        write_results(args.name, report, markdown(report["runs"], sizes_arg, report["machine"]))
+        return
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -158,7 +168,7 @@ def main() -> None:
             print(f"{customers} customers: main job {runs[-1]['main_wall_s']:.0f} s, {runs[-1]['max_rss_gb']:.2f} GB",
                   flush=True)
     machine = machine_info()
-    write_results("scale", {"machine": machine, "sizes": sizes, "runs": runs}, markdown(runs, args.sizes, machine))
+    write_results(args.name, {"machine": machine, "sizes": sizes, "runs": runs}, markdown(runs, args.sizes, machine))
 
 
 if __name__ == "__main__":
