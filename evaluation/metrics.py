@@ -90,23 +90,28 @@ def _binary(y_true: ArrayLike, y_score: ArrayLike, score_name: str, probability:
 # --- ranking ------------------------------------------------------------------------------------
 
 
-def _per_user(
-    relevant: Relevant, recommended: Recommended, k: int, score: Callable[[np.ndarray, int], float]
-) -> dict[Hashable, float]:
-    """``score(hits, n_relevant)`` of each user with at least one relevant item, in the order of ``relevant``.
+def _user_hits(relevant: Relevant, recommended: Recommended, k: int) -> list[tuple[Hashable, np.ndarray, int]]:
+    """``(user, hits, n_relevant)`` of each user with at least one relevant item, in the order of ``relevant``.
 
     ``hits`` is a boolean array over the user's top-k recommendations (possibly shorter than k).
     """
     _check_k(k)
-    scores = {}
+    found = []
     for user, items in relevant.items():
         truth = set(items)
         if truth:
             top = _top_k(user, recommended.get(user, ()), k)
-            scores[user] = float(score(np.array([item in truth for item in top], dtype=bool), len(truth)))
-    if not scores:
+            found.append((user, np.array([item in truth for item in top], dtype=bool), len(truth)))
+    if not found:
         raise MetricInputError("relevant has no user with at least one relevant item")
-    return scores
+    return found
+
+
+def _per_user(
+    relevant: Relevant, recommended: Recommended, k: int, score: Callable[[np.ndarray, int], float]
+) -> dict[Hashable, float]:
+    """``score(hits, n_relevant)`` of each user with at least one relevant item (:func:`_user_hits`)."""
+    return {user: float(score(hits, n)) for user, hits, n in _user_hits(relevant, recommended, k)}
 
 
 def _mean_over_users(
@@ -127,22 +132,49 @@ def precision_at_k(relevant: Relevant, recommended: Recommended, k: int) -> floa
     Divides by k even when fewer than k items are recommended (as the recommenders library does), so
     k larger than the catalogue caps the score below 1.
     """
-    return _mean_over_users(relevant, recommended, k, lambda hits, _: hits.sum() / k)
+    return _mean_over_users(relevant, recommended, k, _precision_score(k))
+
+
+def _precision_score(k: int):
+    return lambda hits, _: hits.sum() / k
+
+
+def _recall_score(hits: np.ndarray, n_relevant: int) -> float:
+    return hits.sum() / n_relevant
+
+
+def _hit_score(hits: np.ndarray, _: int) -> float:
+    return float(hits.any())
+
+
+def _ndcg_score(k: int):
+    def score(hits: np.ndarray, n_relevant: int) -> float:
+        return _discounts(hits.size)[hits].sum() / _discounts(min(k, n_relevant)).sum()
+
+    return score
+
+
+def _ap_score(k: int):
+    def score(hits: np.ndarray, n_relevant: int) -> float:
+        precision = np.cumsum(hits) / np.arange(1, hits.size + 1)
+        return precision[hits].sum() / min(k, n_relevant)
+
+    return score
 
 
 def precision_at_k_by_user(relevant: Relevant, recommended: Recommended, k: int) -> dict[Hashable, float]:
     """Each user's precision@k (the terms :func:`precision_at_k` averages), for paired comparisons."""
-    return _per_user(relevant, recommended, k, lambda hits, _: hits.sum() / k)
+    return _per_user(relevant, recommended, k, _precision_score(k))
 
 
 def recall_at_k(relevant: Relevant, recommended: Recommended, k: int) -> float:
     """Share of each user's relevant items found in the top k, in [0, 1]."""
-    return _mean_over_users(relevant, recommended, k, lambda hits, n_relevant: hits.sum() / n_relevant)
+    return _mean_over_users(relevant, recommended, k, _recall_score)
 
 
 def hit_rate_at_k(relevant: Relevant, recommended: Recommended, k: int) -> float:
     """Share of users with at least one relevant item in their top k, in [0, 1]."""
-    return _mean_over_users(relevant, recommended, k, lambda hits, _: float(hits.any()))
+    return _mean_over_users(relevant, recommended, k, _hit_score)
 
 
 def ndcg_at_k(relevant: Relevant, recommended: Recommended, k: int) -> float:
@@ -150,11 +182,7 @@ def ndcg_at_k(relevant: Relevant, recommended: Recommended, k: int) -> float:
 
     DCG sums ``1 / log2(rank + 1)`` over hits; the ideal DCG puts ``min(k, |relevant|)`` hits first.
     """
-
-    def score(hits: np.ndarray, n_relevant: int) -> float:
-        return _discounts(hits.size)[hits].sum() / _discounts(min(k, n_relevant)).sum()
-
-    return _mean_over_users(relevant, recommended, k, score)
+    return _mean_over_users(relevant, recommended, k, _ndcg_score(k))
 
 
 def map_at_k(relevant: Relevant, recommended: Recommended, k: int) -> float:
@@ -163,12 +191,7 @@ def map_at_k(relevant: Relevant, recommended: Recommended, k: int) -> float:
     A user's average precision sums precision@i over the ranks i of the hits in the top k and divides
     by ``min(k, |relevant|)``.
     """
-
-    def score(hits: np.ndarray, n_relevant: int) -> float:
-        precision = np.cumsum(hits) / np.arange(1, hits.size + 1)
-        return precision[hits].sum() / min(k, n_relevant)
-
-    return _mean_over_users(relevant, recommended, k, score)
+    return _mean_over_users(relevant, recommended, k, _ap_score(k))
 
 
 def hit_share(relevant: Relevant, recommended: Recommended, k: int, items: Collection[Hashable]) -> float:
@@ -226,13 +249,13 @@ def personalization(recommended: Recommended, k: int) -> float:
 def evaluate_ranking(
     relevant: Relevant, recommended: Recommended, k: int, catalog: Collection[Hashable]
 ) -> dict[str, float]:
-    """All ranking metrics at k, keyed as logged to MLflow (``precision_at_10``, ..., ``coverage``)."""
+    """All ranking metrics at k, keyed as logged to MLflow (``precision_at_10``, ..., ``coverage``); the same values
+    as the single metric functions, with each user's hits found once."""
+    found = _user_hits(relevant, recommended, k)
+    scores = {f"precision_at_{k}": _precision_score(k), f"recall_at_{k}": _recall_score, f"ndcg_at_{k}": _ndcg_score(k),
+              f"map_at_{k}": _ap_score(k), f"hit_rate_at_{k}": _hit_score}
     return {
-        f"precision_at_{k}": precision_at_k(relevant, recommended, k),
-        f"recall_at_{k}": recall_at_k(relevant, recommended, k),
-        f"ndcg_at_{k}": ndcg_at_k(relevant, recommended, k),
-        f"map_at_{k}": map_at_k(relevant, recommended, k),
-        f"hit_rate_at_{k}": hit_rate_at_k(relevant, recommended, k),
+        **{name: float(np.mean([float(score(hits, n)) for _, hits, n in found])) for name, score in scores.items()},
         "coverage": coverage(recommended, catalog, k),
         "personalization": personalization(recommended, k),
     }

@@ -58,6 +58,7 @@ Objective = Callable[[optuna.Trial], float | Sequence[float]]
 TRIALS_VIEW = "trials"  # the experiment's shared view of the latest study's trials
 PARENT_RUN_TAG = "mlflow.parentRunId"
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a shared study's trial (tag storefront.worker)
+THIN_TAG, THIN_FIX_TAG = "thin_tuning", "thin_tuning_fix"  # set by run_study when too few trials completed
 COPIED_TAGS = ("mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit", "git_commit")
 
 
@@ -68,6 +69,8 @@ class StudyResult:
     n_complete: int
     n_pruned: int
     n_failed: int
+    stop_reason: str = ""  # n_trials, timeout or search finished (pipelines.budget.stop_reason)
+    thin: str | None = None  # what pipelines.budget.thin_advice says when fewer than the minimum of trials completed
 
     @property
     def best_params(self) -> dict:
@@ -267,6 +270,7 @@ def run_study(
                 ", ".join(f"{d} {m}" for m, d in zip(metrics, directions)))
     tracked = _TrackedObjective(objective, metrics, directions, n_trials, options.study_name, parent.info.run_id,
                                 trial_runs, shared=shared)
+    optimize_started = time.monotonic()
     if shared:
         launch = workers.Launch(study, options, parent.info.run_id, n_trials).start()
         try:
@@ -279,11 +283,46 @@ def run_study(
         study.optimize(tracked, n_trials=remaining, timeout=timeout, catch=(Exception,))
 
     counts = _log_counts(study, n_before)
+    stopped, thin = _log_stop(study, n_before, n_trials, remaining, timeout, time.monotonic() - optimize_started)
     best = list(study.best_trials) if len(directions) > 1 else [study.best_trial]
     _log_outcome(study, best, metrics, directions)
     if share_view:
         _share_trials_view(best[0], metrics, directions)
-    return StudyResult(study, best, counts["COMPLETE"], counts["PRUNED"], counts["FAIL"])
+    return StudyResult(study, best, counts["COMPLETE"], counts["PRUNED"], counts["FAIL"], stopped, thin)
+
+
+def _log_stop(study: optuna.Study, n_before: int, n_trials: int | None, remaining: int | None, timeout: float | None,
+              seconds: float) -> tuple[str, str | None]:
+    """Tag why the study stopped (``tuning_stop_reason``) and, when it completed fewer than
+    :data:`pipelines.budget.MIN_COMPLETE_TRIALS` trials on its budget, ``thin_tuning`` with the advice."""
+    from pipelines import budget
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    n_run = len(trials) - n_before
+    early = remaining is not None and n_run < remaining and (timeout is None or seconds < timeout)
+    reason = budget.stop_reason(remaining, n_run, early) if n_run or remaining else "n_trials"
+    durations = [t.duration.total_seconds() for t in complete if t.duration is not None]
+    mean = sum(durations) / len(durations) if durations else 0.0
+    thin = budget.thin_advice(len(complete), reason, n_trials, timeout, mean)
+    mlflow.set_tag("tuning_stop_reason", reason)
+    if thin is None:
+        return reason, None
+    mlflow.set_tags({THIN_TAG: thin[0], THIN_FIX_TAG: thin[1]})
+    logger.warning("study %s: thin tuning: %s; fix: %s", study.study_name, *thin)
+    return reason, thin[0]
+
+
+def thin_studies(run_id: str) -> list[tuple[str, str, str]]:
+    """``(run name, what happened, fix options)`` of every thin study (tag ``thin_tuning``) in the run ``run_id`` and
+    its nested runs that are not trials (the series of a SARIMA job), for the main job's summary."""
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    found = [run] if THIN_TAG in run.data.tags else []
+    found += client.search_runs([run.info.experiment_id],
+                                f"tags.`{PARENT_RUN_TAG}` = '{run_id}' AND tags.`{THIN_TAG}` LIKE '%'", max_results=1000)
+    return [(r.info.run_name or r.info.run_id, r.data.tags[THIN_TAG], r.data.tags.get(THIN_FIX_TAG, ""))
+            for r in found if r.data.tags.get("role") != "trial"]
 
 
 def _check_budget(options: StudyOptions, metrics: list[str], directions: list[str]) -> tuple[int | None, float | None]:

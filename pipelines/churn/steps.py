@@ -66,6 +66,7 @@ class ChurnConfig(TrainConfig):
     cutoff: str | None = None
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     snapshots: int = 1
+    tuning_customers: int | None = None  # None: the rule of pipelines.budget; 0: every customer
     table: Path | None = None
     label_column: str | None = None
     id_column: str | None = None
@@ -96,6 +97,8 @@ class Prepared:
     split: str = ""
     holdout_spec: dict = field(default_factory=dict)
     table_summary: str = ""  # a table run: how its rows and columns were read (printed by the command)
+    tuning_problem: TemporalProblem | CrossValProblem | None = None  # the trials' (sampled) problem; None: problem
+    tuning_note: dict = field(default_factory=dict)  # the sample rule's outcome, logged with the run's params
 
     @property
     def label(self) -> str:
@@ -128,6 +131,8 @@ def prepare_shop(config: ChurnConfig) -> Prepared:
     spec = FeatureSpec.from_frame(final.frame, exclude=[ID_COLUMN])
     problem = TemporalProblem(spec, tuning.frame[spec.features], tuning.y, validation.frame[spec.features],
                               validation.y, seed=config.study.seed)
+    tuning_problem, tuning_note = sampled_problem(problem, tuning.frame[ID_COLUMN], config.tuning_customers,
+                                                  config.study.seed)
 
     def log_inputs():
         log_tables_input(tables, data_dir, digest, names=("transactions", "events", "customers"))
@@ -154,7 +159,27 @@ def prepare_shop(config: ChurnConfig) -> Prepared:
                f"{', '.join(c.date().isoformat() for c in plan.final_fit)} and scored once at {plan.test.date()} "
                f"({window}-day label windows after each cutoff)"),
         holdout_spec={"target": config.target, "window_days": window, "test_cutoff": plan.test.isoformat()},
+        tuning_problem=tuning_problem, tuning_note=tuning_note,
     )
+
+
+def sampled_problem(problem: TemporalProblem, ids: pd.Series, requested: int | None,
+                    seed: int) -> tuple[TemporalProblem | None, dict]:
+    """The trials' problem under the sample rule of :mod:`pipelines.budget`: the tuning rows of a random sample of
+    customers (all of a customer's snapshots), scored on the whole validation snapshot; None when every customer is
+    used. Also the rule's outcome (``tuning_customers``, ``tuning_customers_rule``) for the run's params."""
+    from dataclasses import replace
+
+    from pipelines.budget import tuning_customers
+
+    customers = pd.unique(ids.astype(str))
+    n_tuning, why = tuning_customers(FAMILY.name, len(customers), requested)
+    note = {"tuning_customers": n_tuning, "tuning_customers_rule": why}
+    if n_tuning >= len(customers):
+        return None, note
+    chosen = np.random.default_rng(seed).choice(customers, size=n_tuning, replace=False)
+    keep = ids.astype(str).isin(chosen).to_numpy()
+    return replace(problem, X_fit=problem.X_fit.loc[keep], y_fit=problem.y_fit[keep]), note
 
 
 def prepare_table(config: ChurnConfig) -> Prepared:
@@ -230,9 +255,39 @@ def score_baseline(p: Prepared, seed: int) -> BaselineScores:
 
 def tune(p: Prepared, baseline: BaselineScores) -> dict:
     """The Optuna study (validation ROC AUC); returns the best trial's full model parameters."""
-    study = run_study(objective_for(p.problem), options=p.study, metrics=FAMILY.primary_metric,
+    if p.tuning_note:
+        mlflow.log_params(p.tuning_note)
+    study = run_study(objective_for(p.tuning_problem or p.problem), options=p.study, metrics=FAMILY.primary_metric,
                       directions="maximize", baseline=baseline.metrics, enqueue=[DEFAULT_TRIAL])
+    if p.tuning_problem is not None:
+        found = check_agreement(p, study)
+        if found is not None:  # the full fits decide among the sample's top trials
+            mlflow.set_tag("refit_choice", f"trial {found['choice'].number}: best validation auc fitted on every "
+                                           "customer among the sample's top trials")
+            return params_from_trial(found["choice"].params)
     return params_from_trial(study.best_params)
+
+
+def check_agreement(p: Prepared, study) -> dict[str, float] | None:
+    """Re-score the sampled study's top :data:`pipelines.budget.AGREEMENT_TRIALS` trials fitted on every customer
+    (the whole validation snapshot as before) and log :func:`pipelines.budget.agreement`."""
+    import optuna
+
+    from pipelines import budget
+
+    complete = study.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    top = sorted(complete, key=lambda t: -t.value)[:budget.AGREEMENT_TRIALS]
+    if len(top) < 2:
+        return None
+    full = [p.problem.score(params_from_trial(t.params)) for t in top]
+    found = budget.agreement([t.value for t in top], full)
+    mlflow.log_metrics({"tuning_agreement_kendall_tau": found["kendall_tau"], "tuning_agreement_best": found["best"],
+                        "tuning_agreement_trials": found["n"]})
+    mlflow.log_text("trial,sample_value,full_value\n" + "".join(
+        f"{t.number},{t.value:.6f},{v:.6f}\n" for t, v in zip(top, full)), "study/tuning_agreement.csv")
+    logger.info("tuning agreement with every customer: Kendall tau %.2f over the top %d, best %s",
+                found["kendall_tau"], len(top), "agrees" if found["best"] else "differs")
+    return {**found, "choice": top[max(range(len(top)), key=lambda i: full[i])]}
 
 
 @dataclass

@@ -45,6 +45,7 @@ FAMILY = get("churn")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pipelines.budget import add_tuning_option
     from pipelines.options import add_na_values, add_study_options, whole_number
 
     add_study_options(parser, FAMILY, seed_help="sampler, split and solver seed")
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="customers with a purchase in this many days before a cutoff are scored (default 365)")
     parser.add_argument("--snapshots", type=whole_number, default=1,
                         help="training snapshots stacked for tuning and for the refit (default 1)")
+    add_tuning_option(parser, FAMILY.name)
     parser.add_argument("--table", type=Path, default=None,
                         help="bring-your-own customer table (CSV or Parquet), instead of --data-dir")
     parser.add_argument("--label-column", default=None,
@@ -96,11 +98,13 @@ def config_from_args(args: argparse.Namespace):
         if args.target != "churn":
             raise ConfigurationError("--target purchase needs the shop tables (--data-dir), not --table")
         registered = own_model_name(FAMILY.name, args.table, registered)
+        if args.tuning_customers is not None:
+            raise ConfigurationError("--tuning-customers applies to the shop tables (--data-dir), not --table")
     elif args.label_column or args.id_column or args.na_values is not None:
         raise ConfigurationError("--label-column, --id-column and --na-values apply to --table only")
     return ChurnConfig(study=StudyOptions.from_args(args), data_dir=args.data_dir, target=args.target,
                        window_days=args.window_days, cutoff=args.cutoff, lookback_days=args.lookback_days,
-                       snapshots=args.snapshots, table=args.table, label_column=args.label_column,
+                       snapshots=args.snapshots, tuning_customers=args.tuning_customers, table=args.table, label_column=args.label_column,
                        id_column=args.id_column, registered_model=registered, cost_ratio=args.cost_ratio,
                        na_values=NA_VALUES if args.na_values is None else args.na_values)
 

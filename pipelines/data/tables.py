@@ -82,8 +82,11 @@ def read_raw(path: Path, **csv_kwargs) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], **csv_kwargs)
 
 
-def load_tables(data_dir: str | Path) -> Tables:
+def load_tables(data_dir: str | Path, *, events: bool = True) -> Tables:
     """Load the four canonical tables from ``data_dir`` (as written by generate-data or ingest), typed.
+
+    ``events=False`` leaves out the events table, the largest one (six per purchase in the generated shop): for
+    readers that never use it (SARIMA's sales series), which saves its reading, checking and memory.
 
     They are checked with ingest's rules (:func:`pipelines.data.validation.validate_tables`): tables that break
     the data contract (written by something else) are refused with the first offending values and a hint to run
@@ -95,7 +98,7 @@ def load_tables(data_dir: str | Path) -> Tables:
     if data_dir.exists() and not data_dir.is_dir():
         raise DataValidationError(f"--data-dir {data_dir}: is a file, not a folder of tables")
     try:
-        raws = {name: RawTable(path, read_source(path)) for name in TABLE_NAMES
+        raws = {name: RawTable(path, read_source(path)) for name in TABLE_NAMES if events or name != "events"
                 for path in (table_path(data_dir, name),)}
         tables, _ = validate_tables(raws)
     except DataValidationError as exc:

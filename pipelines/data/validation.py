@@ -370,10 +370,11 @@ def _check_references(raw: RawTable, typed: pd.DataFrame, known: Mapping[str, tu
 def validate_tables(raw: Mapping[str, RawTable | tuple[Path, pd.DataFrame]]) -> tuple[T.Tables, IngestReport]:
     """Validate the four tables (``name -> RawTable`` or ``(path, df)``) and the ids that link them.
 
-    Returns the typed tables (fresh 0-based index) and the report. Problems of several tables are
-    raised together, one line each.
+    ``events`` may be left out (a reader that does not need it: :func:`pipelines.data.tables.load_tables` with
+    ``events=False``); the other three are always checked. Returns the typed tables (fresh 0-based index) and the
+    report. Problems of several tables are raised together, one line each.
     """
-    raws = {name: _as_raw(raw[name]) for name in T.TABLE_NAMES}
+    raws = {name: _as_raw(raw[name]) for name in T.TABLE_NAMES if name != "events" or name in raw}
     typed: T.Tables = {}
     problems = []
     for r in raws.values():  # nothing else is worth checking (derived tables are empty too)
@@ -394,7 +395,8 @@ def validate_tables(raw: Mapping[str, RawTable | tuple[Path, pd.DataFrame]]) -> 
         "customer_id": (raws["customers"].where, typed["customers"]["customer_id"]),
     }
     for name in ("transactions", "events"):
-        _check_references(raws[name], typed[name], known)
+        if name in raws:
+            _check_references(raws[name], typed[name], known)
 
     report = IngestReport()
     for name, r in raws.items():

@@ -69,10 +69,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--families: unknown {', '.join(unknown)}; choose from {', '.join(MAIN_FAMILIES)}")
     data_dir = ensure_data(Path(args.data_dir) if args.data_dir else tracking.default_data_dir(), args.quick)
 
-    results, failures = {}, {}
+    results, failures, stages = {}, {}, {}
     for family in families:
         declared = FAMILIES[family]
         logger.info("=== %s ===", family)
+        stage_started = time.monotonic()
         budget = ["--n-trials", str(declared.quick_trials)] if args.quick else []
         storage = ["--storage", args.storage] if args.storage else []
         try:
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
             logger.exception("%s failed", family)
             failures[family] = f"{type(exc).__name__}: {exc}"
             continue
+        finally:
+            stages[family] = (time.monotonic() - stage_started, peak_memory_gb())
+            logger.info("=== %s took %.0f s; peak memory so far %.2f GB ===", family, *stages[family])
         results[family] = (result, version)
 
     rows = []
@@ -108,8 +112,35 @@ def run(args: argparse.Namespace) -> int:
         rows.append((family, name, result.primary_metric, result.test_value, result.baseline_value,
                      registry.alias_number(name, registry.CHAMPION) or "-", decision))
 
-    _print_summary(rows, failures, time.monotonic() - started)
+    _print_summary(rows, failures, time.monotonic() - started, thin_lines(results, data_dir), stages)
     return 1 if failures else 0
+
+
+def thin_lines(results: dict, data_dir: Path) -> list[str]:
+    """The summary's lines about thin tuning: each family study (or SARIMA series) that completed fewer than
+    :data:`pipelines.budget.MIN_COMPLETE_TRIALS` trials on its budget, and the command that would fix it."""
+    from pipelines.budget import MIN_COMPLETE_TRIALS
+    from pipelines.study import thin_studies
+
+    lines = []
+    for family, (result, _) in results.items():
+        declared = FAMILIES[family]
+        if declared.members:  # the recommender slot repeats a member's run
+            continue
+        for name, what, fix in thin_studies(result.run_id):
+            where = family if name == _run_name(result.run_id) else f"{family} ({name})"
+            lines.append(f"  {where}: {what}; fix: storefront {declared.command} --data-dir {data_dir} {fix}".rstrip())
+    if lines:
+        lines.insert(0, f"THIN TUNING (fewer than {MIN_COMPLETE_TRIALS} completed trials; the tuned model may be "
+                        "little better than the first configuration tried):")
+    return lines
+
+
+def _run_name(run_id: str) -> str:
+    import mlflow
+
+    run = mlflow.MlflowClient().get_run(run_id)
+    return run.info.run_name or run.info.run_id
 
 
 def _as_recommender(result):
@@ -118,7 +149,14 @@ def _as_recommender(result):
     return replace(result, registered_model=RECOMMENDER_SLOT.registered_model)
 
 
-def _print_summary(rows, failures, seconds: float) -> None:
+def peak_memory_gb() -> float:
+    """This process's peak resident memory so far, in GB (Linux reports kilobytes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def _print_summary(rows, failures, seconds: float, thin: list[str] = (), stages: dict | None = None) -> None:
     from pipelines import tracking
 
     header = ("family", "model", "metric", "test", "baseline", "champion", "decision")
@@ -131,6 +169,10 @@ def _print_summary(rows, failures, seconds: float) -> None:
             print("  ".join("-" * w for w in widths))
     for family, error in failures.items():
         print(f"FAILED {family}: {error}")
+    for line in thin:
+        print(line)
+    if stages:
+        print("stages: " + ", ".join(f"{f} {t:.0f} s (peak {m:.2f} GB so far)" for f, (t, m) in stages.items()))
     uri = tracking.tracking_uri()
     print(f"\nmain job finished in {seconds / 60:.1f} min. Next:")
     if uri.startswith(("http://", "https://")):  # a tracking server is its own UI

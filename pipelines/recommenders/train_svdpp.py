@@ -28,8 +28,12 @@ is slow: Surprise loops over a customer's pairs for every rating, so a fit costs
 the sum over customers of (pairs incl. negatives)^2``. The ranges are capped where a fit on the default data
 (5,000 customers, ~55,000 pairs) stays within seconds (4-40 factors, 10-40 epochs, 0.5-2.5 negatives per
 pair), and the default budget (25 trials or 100 seconds of starting trials) keeps the whole entry point
-within minutes (docs/recommenders.md). ``--tuning-customers N`` fits the trials on N random customers (and scores
-them on those customers) for larger data; the winner is always refit on every customer. After the study, the
+within minutes (docs/recommenders.md). Larger shops tune on a sample of customers (the rule of
+:mod:`pipelines.budget`: every customer up to 6,000, else 2,000 random ones; ``--tuning-customers N`` overrides it,
+0 = all): the trials fit on the sample's purchases and are scored on those customers; the top configurations are
+then re-scored on a disjoint sample of as many other customers and the agreement of the two rankings is logged
+(``tuning_agreement_kendall_tau``, ``tuning_agreement_best``, ``study/tuning_agreement.csv``). The winner is always
+refit on every customer. After the study, the
 demographic cold start and the content blend are chosen on validation (:mod:`pipelines.recommenders.hybrid`,
 ``--blend-trials``; the blend is tuned on the winner refit on the history before the validation window).
 
@@ -62,7 +66,7 @@ DEFAULT_OBJECTIVE = "precision"
 @dataclass(frozen=True)
 class SVDppConfig(RecommenderConfig):
     objective: str = DEFAULT_OBJECTIVE
-    tuning_customers: int = 0  # 0: tune on every customer
+    tuning_customers: int | None = None  # None: the rule of pipelines.budget; 0: every customer
 # Search space bounds: kept where a fit on the default data set stays within seconds.
 FACTORS = (4, 40)
 EPOCHS = (10, 40)
@@ -86,15 +90,14 @@ INITIAL_TRIALS = {"rmse": [SURPRISE_DEFAULTS], "precision": [RANKING_DEFAULTS],
 
 
 def add_arguments(parser) -> None:
-    from pipelines.options import whole_number
+    from pipelines.budget import add_tuning_option
     from pipelines.recommenders.options import add_recommender_options
 
     add_recommender_options(parser, FAMILY, study_name=None, seed_help="sampler and model seed")
     parser.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=OBJECTIVES,
                         help="what the study optimises: rmse (held-out ratings), precision (validation "
                              f"precision@k, negatives sampled) or multi (both, Pareto front) (default {DEFAULT_OBJECTIVE})")
-    parser.add_argument("--tuning-customers", type=whole_number, default=0,
-                        help="fit the tuning trials on this many randomly chosen customers, 0 = all (default 0)")
+    add_tuning_option(parser, FAMILY.name)
 
 
 # --- search space and data -------------------------------------------------------------------------
@@ -164,21 +167,34 @@ def heldout_pairs(data, stage: str, log):
     return users[keep], items[keep], ratings[keep]
 
 
-def subsample_customers(matrix, n_customers: int, seed: int):
-    """``(matrix, rows)``: only ``n_customers`` random customers' entries kept (0 or all: unchanged, rows None).
+def sample_rows(n_rows: int, n_customers: int, seed: int, exclude=None):
+    """Sorted random row indices of ``n_customers`` customers out of ``n_rows`` (None: every row, when
+    ``n_customers`` is 0 or at least ``n_rows``); ``exclude``: rows not to draw (a disjoint check sample)."""
+    import numpy as np
 
-    The shape stays the same, so indices still match the interaction log.
-    """
+    if not n_customers or (exclude is None and n_customers >= n_rows):
+        return None
+    pool = np.arange(n_rows) if exclude is None else np.setdiff1d(np.arange(n_rows), exclude)
+    return np.sort(np.random.default_rng(seed).choice(pool, size=min(n_customers, len(pool)), replace=False))
+
+
+def restrict_rows(matrix, rows):
+    """``matrix`` with only the entries of ``rows`` kept (None: unchanged); the shape stays, so indices still match
+    the interaction log."""
     import numpy as np
     from scipy import sparse
 
-    if not n_customers or n_customers >= matrix.shape[0]:
-        return matrix, None
-    rows = np.sort(np.random.default_rng(seed).choice(matrix.shape[0], size=n_customers, replace=False))
+    if rows is None:
+        return matrix
     coo = matrix.tocoo()
     keep = np.isin(coo.row, rows)
-    kept = sparse.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape)
-    return kept, rows
+    return sparse.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=matrix.shape)
+
+
+def subsample_customers(matrix, n_customers: int, seed: int):
+    """``(matrix, rows)``: only ``n_customers`` random customers' entries kept (0 or all: unchanged, rows None)."""
+    rows = sample_rows(matrix.shape[0], n_customers, seed)
+    return restrict_rows(matrix, rows), rows
 
 
 def fit_svdpp(params: dict, matrix, labels, seed: int):
@@ -218,14 +234,28 @@ def study_metrics(objective: str, k: int) -> tuple[list[str], list[str]]:
 
 
 def make_objective(data, baseline, k: int, objective: str, seed: int, tuning_customers: int = 0):
-    """Validation score(s) of SVD++ fitted on the history before the validation window (no MLflow calls)."""
+    """Validation score(s) of SVD++ fitted on the history before the validation window (no MLflow calls), on
+    ``tuning_customers`` random customers (0: all)."""
+    log = data.log("validation")
+    scorer = sample_scorer(data, baseline, k, objective, seed, sample_rows(len(log.customer_ids), tuning_customers,
+                                                                           seed))
+
+    def score(trial):
+        return scorer(suggest_params(trial, objective))
+
+    return score
+
+
+def sample_scorer(data, baseline, k: int, objective: str, seed: int, rows):
+    """``score(params)``: the validation score(s) of SVD++ ``params`` fitted on the validation history of the customers
+    ``rows`` of the validation log (None: all) and scored on those customers only."""
     import numpy as np
 
     from pipelines.errors import DataValidationError
-    from pipelines.recommenders.training import evaluate
+    from pipelines.recommenders.training import precision_score
 
     log = data.log("validation")
-    matrix, rows = subsample_customers(log.matrix(), tuning_customers, seed)
+    matrix = restrict_rows(log.matrix(), rows)
     labels = item_labels(data, log.product_ids)
     popularity = baseline.popularity("validation")
     relevant = data.relevant("validation")
@@ -242,17 +272,57 @@ def make_objective(data, baseline, k: int, objective: str, seed: int, tuning_cus
         raise DataValidationError(f"{data.source}: the validation window has no new customer-product pair of a "
                                   "known customer to score the rmse objective on")
 
-    def score(trial):
-        model = fit_svdpp(suggest_params(trial, objective), matrix, labels, seed)
+    def score(params: dict):
+        model = fit_svdpp(params, matrix, labels, seed)
         values = []
         if objective in ("rmse", "multi"):
             values.append(rating_errors(model, pairs)["rmse"])
         if objective in ("precision", "multi"):
             recommender = svdpp_recommender(model, log, popularity)
-            values.append(evaluate(recommender, relevant, k, data.catalog)[f"precision_at_{k}"])
+            values.append(precision_score(recommender, relevant, k))
         return values[0] if len(values) == 1 else tuple(values)
 
     return score
+
+
+def ranking_value(values, objective: str) -> float:
+    """A trial's value(s) as one higher-is-better number: precision (also of ``multi``), or minus the rmse."""
+    if objective == "rmse":
+        return -float(values if not isinstance(values, (list, tuple)) else values[0])
+    return float(values[-1] if isinstance(values, (list, tuple)) else values)
+
+
+def check_agreement(result, data, baseline, k: int, objective: str, seed: int, rows) -> dict[str, float] | None:
+    """Re-score the sampled study's top :data:`pipelines.budget.AGREEMENT_TRIALS` configurations on a disjoint sample
+    of as many other customers and log :func:`pipelines.budget.agreement` (None when the study used everyone)."""
+    import logging
+
+    import mlflow
+    import optuna
+
+    from pipelines import budget
+
+    if rows is None:  # tuned on every customer: nothing to check
+        return None
+    complete = [t for t in result.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    top = sorted(complete, key=lambda t: -ranking_value(t.values, objective))[:budget.AGREEMENT_TRIALS]
+    if len(top) < 2:
+        return None
+    log = data.log("validation")
+    check_rows = sample_rows(len(log.customer_ids), len(rows), seed + 1, exclude=rows)
+    scorer = sample_scorer(data, baseline, k, objective, seed, check_rows)
+    check = [ranking_value(scorer(model_params(t.params)), objective) for t in top]
+    found = budget.agreement([ranking_value(t.values, objective) for t in top], check)
+    mlflow.log_metrics({"tuning_agreement_kendall_tau": found["kendall_tau"], "tuning_agreement_best": found["best"],
+                        "tuning_agreement_trials": found["n"], "tuning_check_customers": len(check_rows)})
+    mlflow.log_text("trial,sample_value,check_value\n" + "".join(
+        f"{t.number},{ranking_value(t.values, objective):.6f},{c:.6f}\n" for t, c in zip(top, check)),
+        "study/tuning_agreement.csv")
+    logging.getLogger(__name__).info("tuning agreement on %d other customers: Kendall tau %.2f over the top %d, "
+                                     "best %s", len(check_rows), found["kendall_tau"], len(top),
+                                     "agrees" if found["best"] else "differs")
+    combined = [(ranking_value(t.values, objective) + c) / 2 for t, c in zip(top, check)]
+    return {**found, "choice": top[max(range(len(top)), key=lambda i: combined[i])]}
 
 
 def choose_trial(result, objective: str):
@@ -294,7 +364,7 @@ def config_from_args(args) -> SVDppConfig:
     from pipelines.errors import ConfigurationError
     from pipelines.recommenders.options import recommender_config
 
-    if args.tuning_customers < 0:
+    if args.tuning_customers is not None and args.tuning_customers < 0:
         raise ConfigurationError(f"--tuning-customers must be 0 (all) or a positive integer, got {args.tuning_customers!r}")
     return SVDppConfig(**recommender_config(args), objective=args.objective, tuning_customers=args.tuning_customers)
 
@@ -309,6 +379,7 @@ def train(config: SVDppConfig):
     from pipelines.recommenders import training as rt
     from pipelines.recommenders.hybrid import tune_extras
     from pipelines.mlflow_logging import family_run
+    from pipelines.budget import tuning_customers
     from pipelines.study import run_study
     from pipelines.tracking import default_data_dir
 
@@ -318,19 +389,25 @@ def train(config: SVDppConfig):
     study_options = config.study.named(f"svdpp-{objective}")
     data = rt.load_recommender_data(data_dir, config.test_days, config.val_days)
     metrics, directions = study_metrics(objective, k)
+    n_customers = len(data.log("validation").customer_ids)
+    n_tuning, why = tuning_customers(FAMILY.name, n_customers, config.tuning_customers)
+    rows = sample_rows(n_customers, n_tuning, seed)
     with family_run(FAMILY.name, f"{FAMILY.title} {objective} objective, top-{k}",
-                    params={"k": k, "data_dir": str(data_dir), "tuning_customers": config.tuning_customers},
+                    params={"k": k, "data_dir": str(data_dir), "tuning_customers": n_tuning,
+                            "tuning_customers_rule": why},
                     tags={"model_type": "SVD++ (scikit-surprise)", "svdpp_objective": objective}) as run:
         rt.log_data_inputs(data)
         baseline = rt.popularity_baseline(data, k)
         test_log = data.log("test")
         test_pairs = test_rating_pairs(data, test_log)
         mlflow.log_param("baseline_window_days", baseline.window_days or "all")
-        result = run_study(make_objective(data, baseline, k, objective, seed, config.tuning_customers),
-                           options=study_options, metrics=metrics, directions=directions,
+        mlflow.log_metrics({"tuning_sample_customers": n_tuning, "tuning_shop_customers": n_customers})
+        scorer = sample_scorer(data, baseline, k, objective, seed, rows)
+        result = run_study(lambda trial: scorer(suggest_params(trial, objective)), options=study_options, metrics=metrics, directions=directions,
                            enqueue=INITIAL_TRIALS[objective],
                            baseline={**baseline.test_metrics, **mean_rating_baseline(test_log, test_pairs)})
-        winner, params = refit_choice(result, objective)
+        agreement = check_agreement(result, data, baseline, k, objective, seed, rows)
+        winner, params = refit_choice(result, objective, agreement)
         val_log = data.log("validation")
         extras = tune_extras(data, baseline, k, lambda: svdpp_recommender(  # one more fit, only to tune the blend
             fit_svdpp(params, val_log.matrix(), item_labels(data, val_log.product_ids), seed), val_log,
@@ -372,11 +449,15 @@ def mean_rating_baseline(test_log, test_pairs) -> dict[str, float]:
             "mae": float(np.mean(np.abs(test_pairs[2] - mean_rating)))}
 
 
-def refit_choice(result, objective: str):
-    """``(trial, model params)`` of the refit winner, with the choice tagged and logged on the parent run."""
+def refit_choice(result, objective: str, agreement: dict | None = None):
+    """``(trial, model params)`` of the refit winner, with the choice tagged and logged on the parent run. After a
+    sampled single-objective study (``agreement`` from :func:`check_agreement`) the winner is the top trial with the
+    best mean of its sample and check scores (twice the customers behind the choice)."""
     import mlflow
 
     winner, why = choose_trial(result, objective)
+    if agreement is not None and objective != "multi" and "choice" in agreement:
+        winner, why = agreement["choice"], "best mean of the tuning-sample and check-sample scores among the top trials"
     params = model_params(winner.params)
     choice_tag = "pareto_choice" if objective == "multi" else "refit_choice"
     mlflow.set_tags({"refit_trial": str(winner.number), choice_tag: f"trial {winner.number}: {why}"})

@@ -88,11 +88,16 @@ class RecommenderData:
         return self.windows.bounds(stage)
 
     def log(self, stage: str) -> InteractionLog:
-        """Purchases and events before the stage's cutoff, indexed (cached)."""
+        """Purchases and events before the stage's cutoff, indexed (cached). The frames are indexed once, at the
+        latest cutoff; earlier stages' logs are derived from that one (:meth:`InteractionLog.before`)."""
         if stage not in self._logs:
-            cutoff = self.bounds(stage)[0]
-            self._logs[stage] = InteractionLog.from_frames(
-                self.tables["transactions"], self.tables["events"], reference_date=cutoff, product_ids=self.catalog)
+            latest = max(STAGES, key=lambda s: self.bounds(s)[0])
+            if latest not in self._logs:
+                self._logs[latest] = InteractionLog.from_frames(
+                    self.tables["transactions"], self.tables["events"], reference_date=self.bounds(latest)[0],
+                    product_ids=self.catalog)
+            if stage != latest:
+                self._logs[stage] = self._logs[latest].before(self.bounds(stage)[0])
         return self._logs[stage]
 
     def window_transactions(self, stage: str) -> pd.DataFrame:
@@ -207,10 +212,10 @@ def popularity_recommender(data: RecommenderData, stage: str, window_days: int |
 def choose_popularity_window(data: RecommenderData, k: int,
                              candidates: Sequence[int | None] = POPULARITY_WINDOWS) -> int | None:
     """The popularity window with the best validation precision@k (the baseline is tuned too, fairly)."""
-    relevant, catalog = data.relevant("validation"), data.catalog
+    relevant = data.relevant("validation")
     best, best_value = None, -1.0
     for window in candidates:
-        value = evaluate(popularity_recommender(data, "validation", window), relevant, k, catalog)[f"precision_at_{k}"]
+        value = precision_score(popularity_recommender(data, "validation", window), relevant, k)
         logger.info("popularity window %s days: validation precision@%d %.4f", window or "all", k, value)
         if value > best_value:
             best, best_value = window, value
@@ -241,7 +246,12 @@ def popularity_baseline(data: RecommenderData, k: int) -> Baseline:
 
 def validation_score(recommender: Recommender, data: RecommenderData, k: int) -> float:
     """Validation precision@k: the tuning objective's score (no MLflow calls)."""
-    return evaluate(recommender, data.relevant("validation"), k, data.catalog)[f"precision_at_{k}"]
+    return precision_score(recommender, data.relevant("validation"), k)
+
+
+def precision_score(recommender: Recommender, relevant: Mapping[str, set[str]], k: int) -> float:
+    """precision@k of ``recommender``'s top-k on ``relevant`` (a trial's score: only the metric it needs)."""
+    return precision_at_k(relevant, top_k_lists(recommender, list(relevant), k), k)
 
 
 # --- figures -------------------------------------------------------------------------------------

@@ -277,7 +277,7 @@ def load_series_set(config: SarimaConfig):
         return series_set, digest, log_inputs
 
     data_dir = config.data_dir or default_data_dir()
-    tables = load_tables(data_dir)
+    tables = load_tables(data_dir, events=False)  # sales need no events (the largest table)
     series_set = sales_series.category_series(tables["transactions"], freq or "M", source=str(data_dir / "transactions"))
     series_set.season_override = config.season
     digest = dataset_digest(tables)

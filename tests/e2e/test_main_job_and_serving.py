@@ -50,6 +50,12 @@ def test_main_job_prints_the_summary_and_the_exact_next_commands(shop):
         assert "--env-manager local" in out
     # the first run makes every registered winner champion (there was none)
     assert all(aliases.get("champion") == "1" for aliases in after_first.values()), after_first
+    # --quick budgets (2-3 trials) are below the floor of 10: the summary says so, with the command that fixes it
+    assert "THIN TUNING (fewer than 10 completed trials" in out, out
+    for family, command in (("itemcf", "train-itemcf"), ("svdpp", "train-svdpp"), ("churn", "train-churn")):
+        assert re.search(rf"^  {family}: only \d trials completed \(--n-trials \d is below the minimum of 10\); "
+                         rf"fix: storefront {command} --data-dir \S+ --n-trials 10$", out, re.M), out
+    assert re.search(r"^stages: itemcf \d+ s \(peak [\d.]+ GB so far\), svdpp", out, re.M), out
 
 
 def test_second_run_adds_versions_and_keeps_the_registry_consistent(shop, client):

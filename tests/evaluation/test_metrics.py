@@ -248,3 +248,20 @@ def test_precision_by_user_holds_the_terms_of_the_mean():
     by_user = m.precision_at_k_by_user(relevant, recommended, 2)
     assert by_user == {"u1": 0.5, "u2": 0.0}  # u3 has nothing relevant
     assert np.mean(list(by_user.values())) == m.precision_at_k(relevant, recommended, 2)
+
+
+def test_evaluate_ranking_equals_the_single_metrics():
+    rng = np.random.default_rng(3)
+    catalog = [f"i{j}" for j in range(30)]
+    relevant = {f"u{u}": set(rng.choice(catalog, size=rng.integers(1, 6), replace=False)) for u in range(40)}
+    recommended = {u: list(rng.choice(catalog, size=10, replace=False)) for u in relevant}
+    recommended["u0"] = recommended["u0"][:4]  # a short list
+    found = m.evaluate_ranking(relevant, recommended, 10, catalog)
+    assert found == {"precision_at_10": m.precision_at_k(relevant, recommended, 10),
+                     "recall_at_10": m.recall_at_k(relevant, recommended, 10),
+                     "ndcg_at_10": m.ndcg_at_k(relevant, recommended, 10),
+                     "map_at_10": m.map_at_k(relevant, recommended, 10),
+                     "hit_rate_at_10": m.hit_rate_at_k(relevant, recommended, 10),
+                     "coverage": m.coverage(recommended, catalog, 10),
+                     "personalization": m.personalization(recommended, 10)}
+    assert 0 < found["precision_at_10"] < 1

@@ -175,3 +175,49 @@ def test_a_one_trial_study_logs_its_history_and_leaves_the_plot_style_alone(mlfl
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "study")}
     assert "study/optimization_history.png" in artifacts and "study/param_importances.png" not in artifacts
     assert dict(matplotlib.rcParams) == before
+
+
+def test_a_study_says_why_it_stopped_and_when_its_tuning_was_thin(mlflow_env):
+    import time
+
+    from pipelines.study import thin_studies
+
+    with family_run("churn", "enough") as run:
+        enough = run_study(quadratic, options=StudyOptions(study_name="enough", n_trials=10, seed=0), metrics="rmse",
+                           directions="minimize")
+    assert (enough.stop_reason, enough.thin) == ("n_trials", None)
+    assert mlflow.get_run(run.info.run_id).data.tags["tuning_stop_reason"] == "n_trials"
+    assert thin_studies(run.info.run_id) == []
+
+    with family_run("churn", "few trials") as run:
+        few = run_study(quadratic, options=StudyOptions(study_name="few", n_trials=3, seed=0), metrics="rmse",
+                        directions="minimize")
+    assert few.thin == "only 3 trials completed (--n-trials 3 is below the minimum of 10)"
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert tags["thin_tuning"] == few.thin and tags["thin_tuning_fix"] == "--n-trials 10"
+    assert thin_studies(run.info.run_id) == [("few trials", few.thin, "--n-trials 10")]
+
+    def slow(trial):
+        time.sleep(0.6)
+        return quadratic(trial)
+
+    with family_run("churn", "slow trials") as run:
+        timed_out = run_study(slow, options=StudyOptions(study_name="slow", n_trials=50, timeout=1.0, seed=0),
+                              metrics="rmse", directions="minimize")
+    assert timed_out.stop_reason == "timeout" and 1 <= timed_out.n_complete <= 2
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert tags["tuning_stop_reason"] == "timeout"
+    assert tags["thin_tuning"].startswith(f"only {timed_out.n_complete} trials completed in the 1 s timeout (about ")
+    assert tags["thin_tuning"].endswith("s per trial; the minimum is 10)")
+    seconds = int(tags["thin_tuning_fix"].removeprefix("--timeout "))
+    assert seconds % 10 == 0 and seconds >= 1.2 * 10 * 0.6  # the floor's trials at the mean trial's time, plus a fifth
+
+    def stops_itself(trial):
+        if trial.number == 3:
+            trial.study.stop()
+        return quadratic(trial)
+
+    with family_run("churn", "search finished") as run:
+        finished = run_study(stops_itself, options=StudyOptions(study_name="finished", n_trials=50, seed=0),
+                             metrics="rmse", directions="minimize")
+    assert (finished.stop_reason, finished.thin) == ("search finished", None)  # a search that ended is not thin

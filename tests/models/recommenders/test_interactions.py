@@ -124,3 +124,29 @@ def test_bad_half_life_and_missing_columns_are_named():
         InteractionLog.from_frames(TRANSACTIONS.drop(columns="amount"))
     with pytest.raises(ValueError, match="events lack column 'event_type'"):
         InteractionLog.from_frames(TRANSACTIONS, EVENTS.drop(columns="event_type"))
+
+
+def test_the_log_keeps_compact_codes_not_strings():
+    log = InteractionLog.from_frames(TRANSACTIONS, EVENTS, reference_date=REF)
+    assert log.tx_user.dtype == np.int32 and log.tx_item.dtype == np.int32
+    assert log.ev_user.dtype == np.int32 and log.ev_item.dtype == np.int32
+    assert log.ev_type.dtype == np.int8
+    assert log.ev_type.tolist() == [0, 0, 0, 1, 0]  # product_view, add_to_cart; page_view rows are not kept
+    only_carts = log.matrix(event_weights={"add_to_cart": 2.0}).toarray()
+    assert only_carts[0, 1] == pytest.approx(2.0 * np.log1p(1)) and only_carts[2].sum() == 0.0
+
+
+def test_a_log_at_an_earlier_date_equals_the_log_built_at_that_date():
+    later = InteractionLog.from_frames(TRANSACTIONS, EVENTS, reference_date=REF, product_ids=["P1", "P2", "P3"])
+    for earlier in ("2024-02-12", "2024-02-13", "2024-02-21", "2024-01-01"):
+        derived = later.before(earlier)
+        direct = InteractionLog.from_frames(TRANSACTIONS, EVENTS, reference_date=earlier, product_ids=["P1", "P2", "P3"])
+        assert derived.customer_ids.tolist() == direct.customer_ids.tolist(), earlier
+        assert derived.reference_date == direct.reference_date
+        for weights in (None, {"product_view": 0.5, "add_to_cart": 1.0}):
+            for half_life in (None, 10.0):
+                np.testing.assert_allclose(derived.matrix(half_life, weights).toarray(),
+                                           direct.matrix(half_life, weights).toarray(), rtol=1e-12)
+        assert (derived.purchased() != direct.purchased()).nnz == 0
+    with pytest.raises(ValueError, match="after the log's"):
+        later.before("2024-04-01")

@@ -16,7 +16,6 @@ from pipelines import registry
 from pipelines.recommenders import train_svdpp
 from pipelines.cli import main as cli_main
 from pipelines.cli import parse_args, run_training, train_from_args
-from pipelines.errors import ConfigurationError
 from pipelines.rescoring import rescorer_for
 from pipelines.recommenders.train_svdpp import (
     RANKING_DEFAULTS,
@@ -220,12 +219,15 @@ def test_subsample_customers_keeps_the_shape_and_only_the_chosen_rows():
 
 def test_bad_options_are_named(mlflow_env, shop_dir, capsys):
     for argv, message in ((["--objective", "ndcg"], "invalid choice: 'ndcg'"),
-                          (["--k", "0"], "--k must be an integer from 1 to 100")):
+                          (["--k", "0"], "--k must be an integer from 1 to 100"),
+                          (["--tuning-customers", "-5"], "--tuning-customers: expected 'auto', 0 (every customer)"),
+                          (["--tuning-customers", "many"], "--tuning-customers: expected an integer")):
         with pytest.raises(SystemExit):
             parse_args(["train-svdpp", *argv])
         assert message in capsys.readouterr().err
-    with pytest.raises(ConfigurationError, match="--tuning-customers"):
-        train_svdpp.config_from_args(parse_args(["train-svdpp", "--tuning-customers", "-5"]))
+    assert train_svdpp.config_from_args(parse_args(["train-svdpp"])).tuning_customers is None  # the rule
+    assert train_svdpp.config_from_args(parse_args(["train-svdpp", "--tuning-customers", "AUTO"])).tuning_customers is None
+    assert train_svdpp.config_from_args(parse_args(["train-svdpp", "--tuning-customers", "0"])).tuning_customers == 0
     assert cli_main(["train-svdpp", "--data-dir", str(shop_dir / "missing")]) == 2
     assert "no customers.parquet or customers.csv" in capsys.readouterr().err
 
@@ -270,3 +272,22 @@ def test_svdpp_runs_choose_the_cold_start_and_blend_on_validation_and_log_metric
     model = mlflow.pyfunc.load_model(result.model_uri)
     answer = model.predict(pd.DataFrame({"customer_id": ["new"], "age": [30], "gender": ["Female"]}), params={"k": 3})
     assert answer["reason"].iloc[0].startswith("popular with customers like you (")
+
+
+def test_after_a_sampled_study_the_refit_winner_is_chosen_on_both_samples(mlflow_env):
+    from pipelines.mlflow_logging import family_run
+    from pipelines.recommenders.train_svdpp import refit_choice
+
+    study = optuna.create_study(direction="maximize")
+    for value, factors in ((0.30, 8), (0.29, 16), (0.10, 4)):
+        study.add_trial(optuna.trial.create_trial(params={"n_factors": factors}, value=value,
+                                                  distributions={"n_factors": optuna.distributions.IntDistribution(4, 40)}))
+    result = SimpleNamespace(best_trials=[study.best_trial], study=study)
+    second = study.trials[1]  # the check sample preferred it: its mean over both samples is the best
+    with family_run("svdpp", "refit choice, every customer"):
+        assert refit_choice(result, "precision")[0].number == 0  # no sample: the study's best
+    with family_run("svdpp", "refit choice, sampled"):
+        winner, params = refit_choice(result, "precision", {"kendall_tau": -1.0, "best": 0.0, "choice": second})
+        tags = mlflow.get_run(mlflow.active_run().info.run_id).data.tags
+    assert winner.number == 1 and params["n_factors"] == 16
+    assert tags["refit_choice"] == "trial 1: best mean of the tuning-sample and check-sample scores among the top trials"
