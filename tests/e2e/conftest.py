@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.team.servers import free_port
+from tests.team.servers import clean_env, free_port, wait_until_answers
 
 VENV_BIN = str(Path(sys.executable).parent)
 
@@ -24,8 +23,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         # no MLflow state inherited from the test process (a leaked MLFLOW_REGISTRY_URI would resolve
         # models:/ URIs in another store)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        env.update(PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", MLFLOW_TRACKING_URI=tracking_uri)
+        env = clean_env(MLFLOW_TRACKING_URI=tracking_uri)
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
             ["mlflow", "models", "serve", "-m", model_uri, "-p", str(self.port), "--host", "127.0.0.1",
@@ -34,17 +32,9 @@ class Server:
         self.log_path = log_path
 
     def wait(self, timeout: float = 90) -> "Server":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/ping", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"server not up after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+        wait_until_answers(self.proc, f"{self.url}/ping", lambda: self.log_path.read_text()[-3000:], timeout,
+                           "server")
+        return self
 
     def invoke(self, payload, raw: str | None = None) -> requests.Response:
         if raw is not None:

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -66,6 +67,22 @@ def clean_env(**overrides: str) -> dict[str, str]:
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     env.update(overrides)
     return env
+
+
+def wait_until_answers(proc: subprocess.Popen, url: str, log: Callable[[], str], timeout: float, what: str) -> None:
+    """Wait until ``url`` answers 200; a process that exits or a timeout raises with the end of its ``log()``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log()}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not up after {timeout}s:\n{log()}")
+        time.sleep(0.3)
 
 
 def _tail(path: Path, chars: int = 4000) -> str:
@@ -205,19 +222,12 @@ class MlflowServer:
              "--artifacts-destination", str(self.artifacts_destination), "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1", *self.extra_args],
             env=clean_env(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"mlflow server not up after {timeout}s:\n{self.log()}")
-            time.sleep(0.5)
+        try:
+            wait_until_answers(self.proc, f"{self.url}/health", self.log, timeout, "mlflow server")
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def log(self, chars: int = 4000) -> str:
         """The end of the server's log (for failure messages)."""
