@@ -18,9 +18,7 @@ shop, and always refit the winner on every customer:
 family re-scores its top :data:`AGREEMENT_TRIALS` configurations on a check (SVD++: a disjoint sample of the same
 size, fitted and scored on other customers; churn: fitted on every customer, scored on the whole validation
 snapshot) and logs :func:`agreement`: Kendall's tau between the two rankings and whether the sample's best is
-the check's best (metrics ``tuning_agreement_kendall_tau``, ``tuning_agreement_best``). The refit winner is then
-chosen among those configurations with the check too (SVD++: the best mean of both samples' scores; churn: the
-best fitted on every customer).
+the check's best (metrics ``tuning_agreement_kendall_tau``, ``tuning_agreement_best``).
 
 **Thin tuning.** A study that completes fewer than :data:`MIN_COMPLETE_TRIALS` trials because its budget ran out
 (the timeout, or ``--n-trials`` below the floor) has not really tuned: :mod:`pipelines.study` tags the run

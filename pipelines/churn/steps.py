@@ -260,11 +260,7 @@ def tune(p: Prepared, baseline: BaselineScores) -> dict:
     study = run_study(objective_for(p.tuning_problem or p.problem), options=p.study, metrics=FAMILY.primary_metric,
                       directions="maximize", baseline=baseline.metrics, enqueue=[DEFAULT_TRIAL])
     if p.tuning_problem is not None:
-        found = check_agreement(p, study)
-        if found is not None:  # the full fits decide among the sample's top trials
-            mlflow.set_tag("refit_choice", f"trial {found['choice'].number}: best validation auc fitted on every "
-                                           "customer among the sample's top trials")
-            return params_from_trial(found["choice"].params)
+        check_agreement(p, study)
     return params_from_trial(study.best_params)
 
 
@@ -287,7 +283,7 @@ def check_agreement(p: Prepared, study) -> dict[str, float] | None:
         f"{t.number},{t.value:.6f},{v:.6f}\n" for t, v in zip(top, full)), "study/tuning_agreement.csv")
     logger.info("tuning agreement with every customer: Kendall tau %.2f over the top %d, best %s",
                 found["kendall_tau"], len(top), "agrees" if found["best"] else "differs")
-    return {**found, "choice": top[max(range(len(top)), key=lambda i: full[i])]}
+    return found
 
 
 @dataclass

@@ -321,8 +321,7 @@ def check_agreement(result, data, baseline, k: int, objective: str, seed: int, r
     logging.getLogger(__name__).info("tuning agreement on %d other customers: Kendall tau %.2f over the top %d, "
                                      "best %s", len(check_rows), found["kendall_tau"], len(top),
                                      "agrees" if found["best"] else "differs")
-    combined = [(ranking_value(t.values, objective) + c) / 2 for t, c in zip(top, check)]
-    return {**found, "choice": top[max(range(len(top)), key=lambda i: combined[i])]}
+    return found
 
 
 def choose_trial(result, objective: str):
@@ -406,8 +405,8 @@ def train(config: SVDppConfig):
         result = run_study(lambda trial: scorer(suggest_params(trial, objective)), options=study_options, metrics=metrics, directions=directions,
                            enqueue=INITIAL_TRIALS[objective],
                            baseline={**baseline.test_metrics, **mean_rating_baseline(test_log, test_pairs)})
-        agreement = check_agreement(result, data, baseline, k, objective, seed, rows)
-        winner, params = refit_choice(result, objective, agreement)
+        check_agreement(result, data, baseline, k, objective, seed, rows)
+        winner, params = refit_choice(result, objective)
         val_log = data.log("validation")
         extras = tune_extras(data, baseline, k, lambda: svdpp_recommender(  # one more fit, only to tune the blend
             fit_svdpp(params, val_log.matrix(), item_labels(data, val_log.product_ids), seed), val_log,
@@ -449,15 +448,11 @@ def mean_rating_baseline(test_log, test_pairs) -> dict[str, float]:
             "mae": float(np.mean(np.abs(test_pairs[2] - mean_rating)))}
 
 
-def refit_choice(result, objective: str, agreement: dict | None = None):
-    """``(trial, model params)`` of the refit winner, with the choice tagged and logged on the parent run. After a
-    sampled single-objective study (``agreement`` from :func:`check_agreement`) the winner is the top trial with the
-    best mean of its sample and check scores (twice the customers behind the choice)."""
+def refit_choice(result, objective: str):
+    """``(trial, model params)`` of the refit winner, with the choice tagged and logged on the parent run."""
     import mlflow
 
     winner, why = choose_trial(result, objective)
-    if agreement is not None and objective != "multi" and "choice" in agreement:
-        winner, why = agreement["choice"], "best mean of the tuning-sample and check-sample scores among the top trials"
     params = model_params(winner.params)
     choice_tag = "pareto_choice" if objective == "multi" else "refit_choice"
     mlflow.set_tags({"refit_trial": str(winner.number), choice_tag: f"trial {winner.number}: {why}"})

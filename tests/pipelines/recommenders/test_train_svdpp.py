@@ -272,22 +272,3 @@ def test_svdpp_runs_choose_the_cold_start_and_blend_on_validation_and_log_metric
     model = mlflow.pyfunc.load_model(result.model_uri)
     answer = model.predict(pd.DataFrame({"customer_id": ["new"], "age": [30], "gender": ["Female"]}), params={"k": 3})
     assert answer["reason"].iloc[0].startswith("popular with customers like you (")
-
-
-def test_after_a_sampled_study_the_refit_winner_is_chosen_on_both_samples(mlflow_env):
-    from pipelines.mlflow_logging import family_run
-    from pipelines.recommenders.train_svdpp import refit_choice
-
-    study = optuna.create_study(direction="maximize")
-    for value, factors in ((0.30, 8), (0.29, 16), (0.10, 4)):
-        study.add_trial(optuna.trial.create_trial(params={"n_factors": factors}, value=value,
-                                                  distributions={"n_factors": optuna.distributions.IntDistribution(4, 40)}))
-    result = SimpleNamespace(best_trials=[study.best_trial], study=study)
-    second = study.trials[1]  # the check sample preferred it: its mean over both samples is the best
-    with family_run("svdpp", "refit choice, every customer"):
-        assert refit_choice(result, "precision")[0].number == 0  # no sample: the study's best
-    with family_run("svdpp", "refit choice, sampled"):
-        winner, params = refit_choice(result, "precision", {"kendall_tau": -1.0, "best": 0.0, "choice": second})
-        tags = mlflow.get_run(mlflow.active_run().info.run_id).data.tags
-    assert winner.number == 1 and params["n_factors"] == 16
-    assert tags["refit_choice"] == "trial 1: best mean of the tuning-sample and check-sample scores among the top trials"
