@@ -121,8 +121,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def train_from_args(args: argparse.Namespace):
     """Train the family of a parsed training command (``train-itemcf ...``); registers nothing, returns the
     :class:`pipelines.mlflow_logging.TrainResult`."""
+    from pipelines.imports import TRAINING_IMPORTS, import_off_stack
     from pipelines.mlflow_logging import describe_training
 
+    for name in TRAINING_IMPORTS:  # not from inside the training, whose frames an import's kept error would keep
+        import_off_stack(name)
     module = importlib.import_module(COMMANDS[args.command])
     result = module.train(module.config_from_args(args))
     describe_training(result)

@@ -49,6 +49,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param
 
 from pipelines.errors import ConfigurationError, StudyFailedError
+from pipelines.imports import import_off_stack
 from pipelines.mlflow_logging import clean_params, display_value, log_figure
 from pipelines.options import StudyOptions
 
@@ -535,7 +536,7 @@ def _log_study_figures(study: optuna.Study, metrics: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from optuna.visualization import matplotlib as ovm
+    ovm = import_off_stack("optuna.visualization.matplotlib")  # see pipelines.imports
 
     import matplotlib.pyplot as plt
 

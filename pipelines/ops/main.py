@@ -58,11 +58,12 @@ def ensure_data(data_dir: Path, quick: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines import registry, tracking
+    from pipelines import parallel, registry, tracking
     from pipelines.cli import parse_args, train_from_args
     from pipelines.errors import ConfigurationError
 
     started = time.monotonic()
+    parallel.watch_memory()  # the stages' peak memory counts the second process of a stage that uses one
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = sorted(set(families) - set(MAIN_FAMILIES))
     if unknown:
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             failures[family] = f"{type(exc).__name__}: {exc}"
             continue
         finally:
-            stages[family] = (time.monotonic() - stage_started, peak_memory_gb())
+            stages[family] = (time.monotonic() - stage_started, parallel.peak_memory_gb())
+            parallel.release_memory()  # the next family loads its own data
             logger.info("=== %s took %.0f s; peak memory so far %.2f GB ===", family, *stages[family])
         results[family] = (result, version)
 
@@ -148,12 +150,6 @@ def _as_recommender(result):
 
     return replace(result, registered_model=RECOMMENDER_SLOT.registered_model)
 
-
-def peak_memory_gb() -> float:
-    """This process's peak resident memory so far, in GB (Linux reports kilobytes)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def _print_summary(rows, failures, seconds: float, thin: list[str] = (), stages: dict | None = None) -> None:

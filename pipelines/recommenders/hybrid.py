@@ -126,9 +126,38 @@ def _simulated(data, stage: str, k: int, variants: Sequence[tuple[tuple[str, ...
     return lists
 
 
+_SHARED: dict = {}  # results that depend on the shop's data only, see shared()
+SHARED_ENTRIES = 4
+
+
+def shared(key: tuple, compute: Callable[[], object]):
+    """``compute()``, or its result for the same ``key`` computed earlier in this process: the cold-start choice and
+    the simulated cold customers' test lists depend on the data and ``k`` only, not on the family, so the main job's
+    second recommender family reuses the first's (the choice takes about a minute at 50,000 customers). Keys start
+    with the data's digest and windows; the few most recent results are kept."""
+    if key not in _SHARED:
+        while len(_SHARED) >= SHARED_ENTRIES:
+            _SHARED.pop(next(iter(_SHARED)))
+        _SHARED[key] = compute()
+    else:
+        logger.info("%s: reusing the result computed earlier for the same data", key[0])
+    return _SHARED[key]
+
+
+def data_key(data) -> tuple:
+    """What the data-only results of this module depend on (see :func:`shared`)."""
+    return (data.digest, data.test_days, data.val_days)
+
+
 def choose_cold_start(data, baseline, k: int) -> ColdStart | None:
     """The validation choice of attributes and strength (see the module docstring); None when the customers table
-    has no demographic column or too few described buyers in the validation window."""
+    has no demographic column or too few described buyers in the validation window. Computed once per data, ``k``
+    and popularity window in a process (:func:`shared`)."""
+    return shared(("cold start choice", *data_key(data), k, baseline.window_days),
+                  lambda: _choose_cold_start(data, baseline, k))
+
+
+def _choose_cold_start(data, baseline, k: int) -> ColdStart | None:
     attributes = available_attributes(data.customers)
     candidates = [a for a in COLD_START_ATTRIBUTES if set(a) <= set(attributes)] or [(a,) for a in attributes]
     relevant, folds = cut_to_zero(data, "validation")
@@ -156,12 +185,17 @@ def simulated_cold_lists(data, stage: str, cold_start: ColdStart | None, k: int)
     tables fitted without it; None without a cold start or without enough described buyers."""
     if cold_start is None:
         return None
-    relevant, folds = cut_to_zero(data, stage)
-    if not folds:
-        return None
     variant = (cold_start.attributes, cold_start.strength)
-    lists = _simulated(data, stage, k, [variant], cold_start.window_days, folds)
-    return relevant, lists[variant], lists["global"]
+
+    def compute():
+        relevant, folds = cut_to_zero(data, stage)
+        if not folds:
+            return None
+        lists = _simulated(data, stage, k, [variant], cold_start.window_days, folds)
+        return relevant, lists[variant], lists["global"]
+
+    return shared((f"simulated cold customers of {stage}", *data_key(data), k, variant, cold_start.window_days),
+                  compute)
 
 
 def segment_popularity_recommender(data, stage: str, table: SegmentTable, popularity: np.ndarray) -> Recommender:

@@ -33,7 +33,8 @@ within minutes (docs/recommenders.md). Larger shops tune on a sample of customer
 0 = all): the trials fit on the sample's purchases and are scored on those customers; the top configurations are
 then re-scored on a disjoint sample of as many other customers and the agreement of the two rankings is logged
 (``tuning_agreement_kendall_tau``, ``tuning_agreement_best``, ``study/tuning_agreement.csv``). The winner is always
-refit on every customer. After the study, the
+refit on every customer: from :data:`BACKGROUND_REFIT_PAIRS` training pairs in a second process
+(:mod:`pipelines.parallel`, tag ``refit_process``), beside the agreement check and the blend tuning. After the study, the
 demographic cold start and the content blend are chosen on validation (:mod:`pipelines.recommenders.hybrid`,
 ``--blend-trials``; the blend is tuned on the winner refit on the history before the validation window).
 
@@ -75,6 +76,9 @@ REGULARISATION = (0.003, 0.3)
 NEG_RATIO = (0.5, 2.5)
 NEG_RATIO_STEP = 0.25
 IMPLICIT_REGULARISATION = (0.01, 10.0)
+# The refit on everyone runs in a second process (beside the blend tuning) from this many training pairs: below
+# it, starting an interpreter costs more than the fit (the default shop has about 55,000 pairs).
+BACKGROUND_REFIT_PAIRS = 20_000
 # For rating accuracy the implicit factors want far less shrinkage than the explicit ones (measured on
 # MovieLens 100k, docs/recommenders.md); Surprise ties reg_yj to reg_all by default.
 RATING_IMPLICIT_REGULARISATION = (0.001, 0.3)
@@ -204,6 +208,17 @@ def fit_svdpp(params: dict, matrix, labels, seed: int):
     coo = matrix.tocoo()
     return SVDppRecommender(**params, random_state=seed).fit(
         coo.row, coo.col, coo.data, n_users=matrix.shape[0], n_items=matrix.shape[1], item_labels=labels)
+
+
+def refit(params: dict, matrix, labels, seed: int):
+    """``(model, seconds)``: :func:`fit_svdpp` without the Surprise model kept (``algo_``: the trainset with every
+    pair as Python objects), so that the fitted scorer is all there is to send back from a second process."""
+    import time
+
+    started = time.monotonic()
+    model = fit_svdpp(params, matrix, labels, seed)
+    del model.algo_
+    return model, time.monotonic() - started
 
 
 def svdpp_recommender(model, log, popularity):
@@ -379,6 +394,7 @@ def train(config: SVDppConfig):
     from pipelines.recommenders.hybrid import tune_extras
     from pipelines.mlflow_logging import family_run
     from pipelines.budget import tuning_customers
+    from pipelines.parallel import in_background
     from pipelines.study import run_study
     from pipelines.tracking import default_data_dir
 
@@ -405,16 +421,22 @@ def train(config: SVDppConfig):
         result = run_study(lambda trial: scorer(suggest_params(trial, objective)), options=study_options, metrics=metrics, directions=directions,
                            enqueue=INITIAL_TRIALS[objective],
                            baseline={**baseline.test_metrics, **mean_rating_baseline(test_log, test_pairs)})
-        check_agreement(result, data, baseline, k, objective, seed, rows)
         winner, params = refit_choice(result, objective)
-        val_log = data.log("validation")
-        extras = tune_extras(data, baseline, k, lambda: svdpp_recommender(  # one more fit, only to tune the blend
-            fit_svdpp(params, val_log.matrix(), item_labels(data, val_log.product_ids), seed), val_log,
-            baseline.popularity("validation")), blend_trials=config.blend_trials, seed=seed)
-        fit_started = time.monotonic()
         test_matrix = test_log.matrix()
-        model = fit_svdpp(params, test_matrix, item_labels(data, test_log.product_ids), seed)
-        mlflow.log_metrics({"fit_seconds": time.monotonic() - fit_started, "train_pairs": test_matrix.nnz,
+        # The refit on everyone does not depend on the agreement check and the blend tuning: on a second core it
+        # runs beside them (pipelines.parallel).
+        with in_background(refit, params, test_matrix, item_labels(data, test_log.product_ids), seed,
+                           enabled=test_matrix.nnz >= BACKGROUND_REFIT_PAIRS) as pending:
+            mlflow.set_tag("refit_process", "background" if pending.background else "this process")
+            check_agreement(result, data, baseline, k, objective, seed, rows)
+            val_log = data.log("validation")
+            extras = tune_extras(data, baseline, k, lambda: svdpp_recommender(  # one more fit, only to tune the blend
+                fit_svdpp(params, val_log.matrix(), item_labels(data, val_log.product_ids), seed), val_log,
+                baseline.popularity("validation")), blend_trials=config.blend_trials, seed=seed)
+            waited = time.monotonic()
+            model, fit_seconds = pending.result()
+            waited = time.monotonic() - waited
+        mlflow.log_metrics({"fit_seconds": fit_seconds, "refit_wait_seconds": waited, "train_pairs": test_matrix.nnz,
                             "train_negatives": model.n_negatives_, "test_rating_pairs": len(test_pairs[0])})
         errors = rating_errors(model, test_pairs)
         log_rating_figure(model, test_pairs, FAMILY.title)

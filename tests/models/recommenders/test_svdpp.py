@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models.recommenders.engine import Recommender
-from models.recommenders.svdpp import FactorScorer, SVDppRecommender, sample_negatives
+from models.recommenders.svdpp import FactorScorer, SVDppRecommender, in_sorted, sample_negatives, surprise_trainset
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +174,33 @@ def test_reg_yj_reaches_surprise_and_shrinks_the_implicit_factors(triples):
     np.testing.assert_allclose(tight.predict([0, 3], [1, 2], clip=False),
                                [tight.algo_.predict(0, 1, clip=False).est, tight.algo_.predict(3, 2, clip=False).est],
                                atol=1e-9)
+
+
+def test_surprise_trainset_is_the_one_surprise_builds_from_a_frame(triples):
+    import pandas as pd
+    from surprise import Dataset, Reader, SVDpp
+
+    users, items, ratings, _, _ = triples
+    order = np.random.default_rng(5).permutation(len(users))  # first appearance decides the inner ids
+    users, items, ratings = users[order], items[order], ratings[order]
+    scale = (float(ratings.min()), float(ratings.max()))
+    theirs = Dataset.load_from_df(pd.DataFrame({"u": users, "i": items, "r": ratings}),
+                                  Reader(rating_scale=scale)).build_full_trainset()
+    ours = surprise_trainset(users, items, ratings, scale)
+    assert dict(ours.ur) == dict(theirs.ur) and dict(ours.ir) == dict(theirs.ir)
+    assert ours._raw2inner_id_users == theirs._raw2inner_id_users
+    assert ours._raw2inner_id_items == theirs._raw2inner_id_items
+    assert (ours.n_users, ours.n_items, ours.n_ratings, ours.rating_scale) == \
+        (theirs.n_users, theirs.n_items, theirs.n_ratings, theirs.rating_scale)
+    assert ours.global_mean == theirs.global_mean
+    fitted = [SVDpp(n_factors=4, n_epochs=3, random_state=2).fit(t) for t in (ours, theirs)]
+    for name in ("bu", "bi", "pu", "qi", "yj"):
+        assert np.array_equal(getattr(fitted[0], name), getattr(fitted[1], name)), name
+
+
+def test_in_sorted_is_isin_for_sorted_values():
+    rng = np.random.default_rng(4)
+    values = rng.integers(-5, 60, 500)
+    for pool in (np.unique(rng.integers(0, 50, 30)), np.array([7]), np.array([], dtype=np.int64)):
+        assert np.array_equal(in_sorted(values, pool), np.isin(values, pool))
+    assert in_sorted(np.array([], dtype=np.int64), np.array([1, 2])).shape == (0,)

@@ -10,6 +10,7 @@ import pytest
 
 from evaluation.metrics import precision_at_k
 from models.recommenders.itemcf import ItemCF
+from pipelines.data.tables import dataset_digest
 from pipelines.recommenders import hybrid
 from pipelines.recommenders.training import RecommenderData, load_recommender_data, popularity_baseline
 
@@ -33,6 +34,36 @@ def strong_shop(tmp_path_factory):
     write_tables(tables, folder)
     data = load_recommender_data(folder)
     return data, popularity_baseline(data, K)
+
+
+def with_tables(data, **tables) -> RecommenderData:
+    """``data`` with some tables replaced: a new digest (the data's identity, hybrid.shared's key) and no cached logs."""
+    changed = {**data.tables, **tables}
+    return replace(data, tables=changed, digest=dataset_digest(changed), _logs={}, _relevant={})
+
+
+def test_the_cold_start_choice_is_computed_once_per_data_and_k(shop, shop_folder, monkeypatch):
+    data, baseline = shop
+    first = hybrid.choose_cold_start(data, baseline, K)
+    # the same shop loaded again (the main job's second recommender family): the earlier result, not a new choice
+    again = load_recommender_data(shop_folder(customers=600, products=60, years=3, seed=1))
+    monkeypatch.setattr(hybrid, "_choose_cold_start", lambda *args: pytest.fail("chosen again"))
+    assert hybrid.choose_cold_start(again, popularity_baseline(again, K), K) is first
+    # another k, or other data, is another choice
+    with pytest.raises(pytest.fail.Exception, match="chosen again"):
+        hybrid.choose_cold_start(data, baseline, 5)
+    with pytest.raises(pytest.fail.Exception, match="chosen again"):
+        hybrid.choose_cold_start(with_tables(data, customers=data.customers.iloc[1:]), baseline, K)
+
+
+def test_shared_results_keep_only_the_most_recent_keys(monkeypatch):
+    monkeypatch.setattr(hybrid, "_SHARED", {})
+    calls = []
+    for key in range(hybrid.SHARED_ENTRIES + 1):
+        assert hybrid.shared(("t", key), lambda: calls.append(key) or key * 10) == key * 10
+    assert hybrid.shared(("t", hybrid.SHARED_ENTRIES), lambda: pytest.fail("recomputed")) == hybrid.SHARED_ENTRIES * 10
+    assert len(hybrid._SHARED) == hybrid.SHARED_ENTRIES and ("t", 0) not in hybrid._SHARED
+    assert hybrid.shared(("t", 0), lambda: -1) == -1 and calls == list(range(hybrid.SHARED_ENTRIES + 1))
 
 
 def validation_itemcf(data, baseline):
@@ -59,7 +90,7 @@ def test_the_cold_start_choice_never_sees_the_test_window(shop):
     in_test = tx["purchase_date"] >= data.test_cutoff
     shuffled = tx.copy()
     shuffled.loc[in_test, "product_id"] = np.random.default_rng(0).permutation(tx.loc[in_test, "product_id"].to_numpy())
-    other = replace(data, tables={**data.tables, "transactions": shuffled}, _logs={}, _relevant={})
+    other = with_tables(data, transactions=shuffled)
     assert isinstance(other, RecommenderData)
     a, b = hybrid.choose_cold_start(data, baseline, K), hybrid.choose_cold_start(other, baseline, K)
     pd.testing.assert_frame_equal(a.grid, b.grid)
@@ -76,7 +107,7 @@ def test_demographics_beat_global_popularity_where_the_shop_plants_them(strong_s
 
 def test_no_demographic_columns_means_no_cold_start(shop):
     data, baseline = shop
-    bare = replace(data, tables={**data.tables, "customers": data.customers[["customer_id"]]})
+    bare = with_tables(data, customers=data.customers[["customer_id"]])
     assert hybrid.choose_cold_start(bare, baseline, K) is None
     extras = hybrid.Extras(None, hybrid.BlendChoice({"weight": 0.0}, 0.1, 0.1))
     attached = extras.attach(validation_itemcf(data, baseline), data, "validation")
@@ -143,7 +174,7 @@ def test_new_products_of_the_test_window_are_counted(shop):
     early = renamed["purchase_date"] < data.test_cutoff
     other = next(p for p in sorted(sold_before) if p not in set(late))
     renamed.loc[early & renamed["product_id"].isin(late), "product_id"] = other
-    changed = replace(data, tables={**data.tables, "transactions": renamed}, _logs={}, _relevant={})
+    changed = with_tables(data, transactions=renamed)
     model = ItemCF(n_neighbours=20).fit(changed.log("test")).recommender(baseline.popularity("test"))
     ids = list(changed.relevant("test"))
     lists = {"model": model.recommend_all(ids, K), "popularity": baseline.recommenders["test"].recommend_all(ids, K)}

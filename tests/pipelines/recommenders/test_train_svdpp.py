@@ -11,6 +11,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from models.threads import thread_count
 from pipelines.recommenders import training as rt
 from pipelines import registry
 from pipelines.recommenders import train_svdpp
@@ -52,7 +53,10 @@ def child_runs(parent_id: str):
 
 @pytest.mark.e2e
 def test_precision_study_beats_popularity_and_the_logged_model_serves_training_answers(mlflow_env, shop_dir, child_env,
-                                                                                     shop_data):
+                                                                                     shop_data, monkeypatch):
+    # the refit on everyone runs in a second process (a small shop's refit stays in this one by default); the
+    # served answers below are compared with a fit in this process
+    monkeypatch.setattr(train_svdpp, "BACKGROUND_REFIT_PAIRS", 0)
     # no content blend: the served scores below are compared with the plain SVD++ scorer's
     result = train_from_args(parse_args(["train-svdpp", "--data-dir", str(shop_dir), "--n-trials", "2",
                                                      "--timeout", "0", "--objective", "precision",
@@ -78,6 +82,8 @@ def test_precision_study_beats_popularity_and_the_logged_model_serves_training_a
                  for a in mlflow.MlflowClient().list_artifacts(result.run_id, folder)}
     assert {"plots/precision_at_k.png", "plots/predicted_vs_actual.png", "study/optimization_history.png"} <= artifacts
     assert parent.data.tags["refit_choice"].startswith(f"trial {parent.data.tags['best_trial']}:")
+    assert parent.data.tags["refit_process"] == ("background" if thread_count() >= 2 else "this process")
+    assert metrics["fit_seconds"] > 0 and metrics["refit_wait_seconds"] >= 0
     # Promotion re-scores a model on this run's holdout/: the logged model scores the logged test metric.
     version = SimpleNamespace(run_id=result.run_id, source=result.model_uri)
     assert rescorer_for(version)(result.model_uri) == pytest.approx(metrics["test_precision_at_10"], abs=1e-6)
