@@ -15,10 +15,11 @@ shop, and always refit the winner on every customer:
 * ``--tuning-customers N`` overrides the rule (``0``: every customer; ``auto``: the rule).
 
 **Agreement.** A sample may rank configurations differently from the whole shop. After a sampled study the
-family re-scores its top :data:`AGREEMENT_TRIALS` configurations on a check (SVD++: a disjoint sample of the same
-size, fitted and scored on other customers; churn: fitted on every customer, scored on the whole validation
-snapshot) and logs :func:`agreement`: Kendall's tau between the two rankings and whether the sample's best is
-the check's best (metrics ``tuning_agreement_kendall_tau``, ``tuning_agreement_best``).
+family re-scores configurations on every customer (churn: its top :data:`AGREEMENT_TRIALS`, fitted on every
+customer and scored on the whole validation snapshot; SVD++: its best and the enqueued start, fitted on every
+customer's validation history, and the better of the two becomes the refit winner) and logs :func:`agreement`:
+Kendall's tau between the two rankings and whether the sample's best is the check's best (metrics
+``tuning_agreement_kendall_tau``, ``tuning_agreement_best``).
 
 **Thin tuning.** A study that completes fewer than :data:`MIN_COMPLETE_TRIALS` trials because its budget ran out
 (the timeout, or ``--n-trials`` below the floor) has not really tuned: :mod:`pipelines.study` tags the run

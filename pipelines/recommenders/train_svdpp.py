@@ -30,11 +30,14 @@ the sum over customers of (pairs incl. negatives)^2``. The ranges are capped whe
 pair), and the default budget (25 trials or 100 seconds of starting trials) keeps the whole entry point
 within minutes (docs/recommenders.md). Larger shops tune on a sample of customers (the rule of
 :mod:`pipelines.budget`: every customer up to 6,000, else 2,000 random ones; ``--tuning-customers N`` overrides it,
-0 = all): the trials fit on the sample's purchases and are scored on those customers; the top configurations are
-then re-scored on a disjoint sample of as many other customers and the agreement of the two rankings is logged
+0 = all): the trials fit on the sample's purchases and are scored on those customers. A sample ranks
+configurations with noise and with a bias (fewer customers favour smaller, more regularised models), so the refit
+winner is then chosen on every customer (:func:`full_check`): the sample's choice and the enqueued known-good start
+(or the sample's runner-up) are fitted on every customer's validation history, the second in a second process,
+and scored on the whole validation window; the better one is refit, and the agreement of the two orders is logged
 (``tuning_agreement_kendall_tau``, ``tuning_agreement_best``, ``study/tuning_agreement.csv``). The winner is always
 refit on every customer: from :data:`BACKGROUND_REFIT_PAIRS` training pairs in a second process
-(:mod:`pipelines.parallel`, tag ``refit_process``), beside the agreement check and the blend tuning. After the study, the
+(:mod:`pipelines.parallel`, tag ``refit_process``), beside the blend tuning. After the study, the
 demographic cold start and the content blend are chosen on validation (:mod:`pipelines.recommenders.hybrid`,
 ``--blend-trials``; the blend is tuned on the winner refit on the history before the validation window).
 
@@ -171,15 +174,14 @@ def heldout_pairs(data, stage: str, log):
     return users[keep], items[keep], ratings[keep]
 
 
-def sample_rows(n_rows: int, n_customers: int, seed: int, exclude=None):
+def sample_rows(n_rows: int, n_customers: int, seed: int):
     """Sorted random row indices of ``n_customers`` customers out of ``n_rows`` (None: every row, when
-    ``n_customers`` is 0 or at least ``n_rows``); ``exclude``: rows not to draw (a disjoint check sample)."""
+    ``n_customers`` is 0 or at least ``n_rows``)."""
     import numpy as np
 
-    if not n_customers or (exclude is None and n_customers >= n_rows):
+    if not n_customers or n_customers >= n_rows:
         return None
-    pool = np.arange(n_rows) if exclude is None else np.setdiff1d(np.arange(n_rows), exclude)
-    return np.sort(np.random.default_rng(seed).choice(pool, size=min(n_customers, len(pool)), replace=False))
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=n_customers, replace=False))
 
 
 def restrict_rows(matrix, rows):
@@ -261,43 +263,52 @@ def make_objective(data, baseline, k: int, objective: str, seed: int, tuning_cus
     return score
 
 
-def sample_scorer(data, baseline, k: int, objective: str, seed: int, rows):
-    """``score(params)``: the validation score(s) of SVD++ ``params`` fitted on the validation history of the customers
-    ``rows`` of the validation log (None: all) and scored on those customers only."""
-    import numpy as np
+def sample_scorer(data, baseline, k: int, objective: str, seed: int, rows) -> "SampleScorer":
+    """The validation score(s) of SVD++ params fitted on the validation history of the customers ``rows`` of the
+    validation log (None: all) and scored on those customers only: ``scorer(params)``, or ``scorer.values(model)``
+    for a model fitted elsewhere on ``scorer.matrix`` (e.g. in a second process)."""
+    return SampleScorer(data, baseline, k, objective, seed, rows)
 
-    from pipelines.errors import DataValidationError
-    from pipelines.recommenders.training import precision_score
 
-    log = data.log("validation")
-    matrix = restrict_rows(log.matrix(), rows)
-    labels = item_labels(data, log.product_ids)
-    popularity = baseline.popularity("validation")
-    relevant = data.relevant("validation")
-    pairs = heldout_pairs(data, "validation", log) if objective in ("rmse", "multi") else None
-    if rows is not None:  # score only the customers the trials fit on
-        sampled = set(log.customer_ids[rows].tolist())
-        relevant = {c: items for c, items in relevant.items() if c in sampled}
-        if pairs is not None:
-            mask = np.isin(pairs[0], rows)
-            pairs = tuple(part[mask] for part in pairs)
-    if objective in ("precision", "multi") and not relevant:
-        raise DataValidationError(f"{data.source}: no tuning customer bought a new product in the validation window")
-    if pairs is not None and len(pairs[0]) == 0:
-        raise DataValidationError(f"{data.source}: the validation window has no new customer-product pair of a "
-                                  "known customer to score the rmse objective on")
+class SampleScorer:
+    def __init__(self, data, baseline, k: int, objective: str, seed: int, rows):
+        import numpy as np
 
-    def score(params: dict):
-        model = fit_svdpp(params, matrix, labels, seed)
+        from pipelines.errors import DataValidationError
+
+        log = data.log("validation")
+        self.k, self.objective, self.seed, self.log = k, objective, seed, log
+        self.matrix = restrict_rows(log.matrix(), rows)
+        self.labels = item_labels(data, log.product_ids)
+        self.popularity = baseline.popularity("validation")
+        relevant = data.relevant("validation")
+        pairs = heldout_pairs(data, "validation", log) if objective in ("rmse", "multi") else None
+        if rows is not None:  # score only the customers the trials fit on
+            sampled = set(log.customer_ids[rows].tolist())
+            relevant = {c: items for c, items in relevant.items() if c in sampled}
+            if pairs is not None:
+                mask = np.isin(pairs[0], rows)
+                pairs = tuple(part[mask] for part in pairs)
+        if objective in ("precision", "multi") and not relevant:
+            raise DataValidationError(f"{data.source}: no tuning customer bought a new product in the validation window")
+        if pairs is not None and len(pairs[0]) == 0:
+            raise DataValidationError(f"{data.source}: the validation window has no new customer-product pair of a "
+                                      "known customer to score the rmse objective on")
+        self.relevant, self.pairs = relevant, pairs
+
+    def values(self, model):
+        """The objective's value(s) of a model fitted on :attr:`matrix`."""
+        from pipelines.recommenders.training import precision_score
+
         values = []
-        if objective in ("rmse", "multi"):
-            values.append(rating_errors(model, pairs)["rmse"])
-        if objective in ("precision", "multi"):
-            recommender = svdpp_recommender(model, log, popularity)
-            values.append(precision_score(recommender, relevant, k))
+        if self.objective in ("rmse", "multi"):
+            values.append(rating_errors(model, self.pairs)["rmse"])
+        if self.objective in ("precision", "multi"):
+            values.append(precision_score(svdpp_recommender(model, self.log, self.popularity), self.relevant, self.k))
         return values[0] if len(values) == 1 else tuple(values)
 
-    return score
+    def __call__(self, params: dict):
+        return self.values(fit_svdpp(params, self.matrix, self.labels, self.seed))
 
 
 def ranking_value(values, objective: str) -> float:
@@ -307,36 +318,69 @@ def ranking_value(values, objective: str) -> float:
     return float(values[-1] if isinstance(values, (list, tuple)) else values)
 
 
-def check_agreement(result, data, baseline, k: int, objective: str, seed: int, rows) -> dict[str, float] | None:
-    """Re-score the sampled study's top :data:`pipelines.budget.AGREEMENT_TRIALS` configurations on a disjoint sample
-    of as many other customers and log :func:`pipelines.budget.agreement` (None when the study used everyone)."""
+@dataclass
+class Choice:
+    trial: object  # the refit winner (optuna FrozenTrial)
+    why: str  # the tag refit_choice / pareto_choice
+    validation_model: object = None  # the winner fitted on every customer's validation history (a full check ran)
+
+
+def full_check_candidates(result, objective: str) -> list:
+    """The configurations a sampled study re-scores on every customer: the sample's choice
+    (:func:`choose_trial`) and the first configuration tried (the enqueued known-good start), or the sample's
+    runner-up when the start is the choice."""
+    import optuna
+
+    best = choose_trial(result, objective)[0]
+    complete = result.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    start = [t for t in complete if "fixed_params" in t.system_attrs and t.number != best.number]
+    others = sorted((t for t in complete if t.number != best.number),
+                    key=lambda t: (-ranking_value(t.values, objective), t.number))
+    second = start[:1] or others[:1]
+    return [best, *second]
+
+
+def full_check(result, data, baseline, k: int, objective: str, seed: int) -> Choice:
+    """After a sampled study: fit :func:`full_check_candidates` on every customer's validation history (the second
+    one in a second process, :mod:`pipelines.parallel`), score them on the whole validation window and choose the
+    better as the refit winner. A sample of customers ranks configurations with noise and with a bias (fewer
+    customers favour smaller, more regularised models), so the sample alone is not trusted with the choice. The
+    agreement of the sample's order with every customer's (:func:`pipelines.budget.agreement`) is logged as
+    ``tuning_agreement_*`` and ``study/tuning_agreement.csv``."""
     import logging
 
     import mlflow
-    import optuna
 
     from pipelines import budget
+    from pipelines.parallel import in_background
 
-    if rows is None:  # tuned on every customer: nothing to check
-        return None
-    complete = [t for t in result.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
-    top = sorted(complete, key=lambda t: -ranking_value(t.values, objective))[:budget.AGREEMENT_TRIALS]
-    if len(top) < 2:
-        return None
-    log = data.log("validation")
-    check_rows = sample_rows(len(log.customer_ids), len(rows), seed + 1, exclude=rows)
-    scorer = sample_scorer(data, baseline, k, objective, seed, check_rows)
-    check = [ranking_value(scorer(model_params(t.params)), objective) for t in top]
-    found = budget.agreement([ranking_value(t.values, objective) for t in top], check)
+    candidates = full_check_candidates(result, objective)
+    sample_choice, sample_why = choose_trial(result, objective)
+    if len(candidates) < 2:
+        return Choice(sample_choice, sample_why)
+    scorer = sample_scorer(data, baseline, k, objective, seed, None)
+    first, second = (model_params(t.params) for t in candidates)
+    with in_background(refit, second, scorer.matrix, scorer.labels, seed,
+                       enabled=scorer.matrix.nnz >= BACKGROUND_REFIT_PAIRS) as pending:
+        models = [refit(first, scorer.matrix, scorer.labels, seed)[0]]
+        models.append(pending.result()[0])
+    full = [ranking_value(scorer.values(model), objective) for model in models]
+    sample = [ranking_value(t.values, objective) for t in candidates]
+    found = budget.agreement(sample, full)
     mlflow.log_metrics({"tuning_agreement_kendall_tau": found["kendall_tau"], "tuning_agreement_best": found["best"],
-                        "tuning_agreement_trials": found["n"], "tuning_check_customers": len(check_rows)})
-    mlflow.log_text("trial,sample_value,check_value\n" + "".join(
-        f"{t.number},{ranking_value(t.values, objective):.6f},{c:.6f}\n" for t, c in zip(top, check)),
-        "study/tuning_agreement.csv")
-    logging.getLogger(__name__).info("tuning agreement on %d other customers: Kendall tau %.2f over the top %d, "
-                                     "best %s", len(check_rows), found["kendall_tau"], len(top),
-                                     "agrees" if found["best"] else "differs")
-    return found
+                        "tuning_agreement_trials": found["n"], "tuning_check_customers": scorer.matrix.shape[0]})
+    mlflow.log_text("trial,sample_value,full_value\n" + "".join(
+        f"{t.number},{s:.6f},{f:.6f}\n" for t, s, f in zip(candidates, sample, full)), "study/tuning_agreement.csv")
+    chosen = max(range(len(candidates)), key=lambda i: (full[i], -i))
+    winner = candidates[chosen]
+    metric = "rmse" if objective == "rmse" else f"precision_at_{k}"
+    why = (f"best val_{metric} on every customer ({abs(full[chosen]):.4f}) of trial {candidates[0].number} (the "
+           f"sample's choice: {sample_why}) and trial {candidates[1].number}")
+    logging.getLogger(__name__).info(
+        "full check on every customer's validation: %s; refit trial %d", ", ".join(
+            f"trial {t.number} sample {abs(s):.4f} all {abs(f):.4f}" for t, s, f in zip(candidates, sample, full)),
+        winner.number)
+    return Choice(winner, why, models[chosen])
 
 
 def choose_trial(result, objective: str):
@@ -421,18 +465,21 @@ def train(config: SVDppConfig):
         result = run_study(lambda trial: scorer(suggest_params(trial, objective)), options=study_options, metrics=metrics, directions=directions,
                            enqueue=INITIAL_TRIALS[objective],
                            baseline={**baseline.test_metrics, **mean_rating_baseline(test_log, test_pairs)})
-        winner, params = refit_choice(result, objective)
+        choice, params = refit_choice(result, data, baseline, k, objective, seed, rows)
         test_matrix = test_log.matrix()
-        # The refit on everyone does not depend on the agreement check and the blend tuning: on a second core it
-        # runs beside them (pipelines.parallel).
+        val_log = data.log("validation")
+
+        def validation_recommender():  # the winner on the validation history: fitted by the full check, or now
+            model = choice.validation_model or fit_svdpp(params, val_log.matrix(), item_labels(data, val_log.product_ids),
+                                                         seed)
+            return svdpp_recommender(model, val_log, baseline.popularity("validation"))
+
+        # The refit on everyone does not depend on the blend tuning: on a second core it runs beside it
+        # (pipelines.parallel).
         with in_background(refit, params, test_matrix, item_labels(data, test_log.product_ids), seed,
                            enabled=test_matrix.nnz >= BACKGROUND_REFIT_PAIRS) as pending:
             mlflow.set_tag("refit_process", "background" if pending.background else "this process")
-            check_agreement(result, data, baseline, k, objective, seed, rows)
-            val_log = data.log("validation")
-            extras = tune_extras(data, baseline, k, lambda: svdpp_recommender(  # one more fit, only to tune the blend
-                fit_svdpp(params, val_log.matrix(), item_labels(data, val_log.product_ids), seed), val_log,
-                baseline.popularity("validation")), blend_trials=config.blend_trials, seed=seed)
+            extras = tune_extras(data, baseline, k, validation_recommender, blend_trials=config.blend_trials, seed=seed)
             waited = time.monotonic()
             model, fit_seconds = pending.result()
             waited = time.monotonic() - waited
@@ -444,7 +491,7 @@ def train(config: SVDppConfig):
         train_result = rt.finish_training(family=FAMILY.name, label=FAMILY.title, run_id=run.info.run_id,
                                           recommender=recommender, data=data, baseline=baseline, k=k,
                                           extras=extras, extra_metrics=errors)
-        train_result.extra.update({"objective": objective, "refit_trial": winner.number, "params": params,
+        train_result.extra.update({"objective": objective, "refit_trial": choice.trial.number, "params": params,
                                    "test_rmse": errors["rmse"], "test_mae": errors["mae"]})
         mlflow.log_metric("wall_seconds", time.monotonic() - started)
     return train_result
@@ -470,16 +517,18 @@ def mean_rating_baseline(test_log, test_pairs) -> dict[str, float]:
             "mae": float(np.mean(np.abs(test_pairs[2] - mean_rating)))}
 
 
-def refit_choice(result, objective: str):
-    """``(trial, model params)`` of the refit winner, with the choice tagged and logged on the parent run."""
+def refit_choice(result, data, baseline, k: int, objective: str, seed: int, rows) -> tuple[Choice, dict]:
+    """``(choice, model params)`` of the refit winner (:func:`choose_trial`; after a sampled study,
+    :func:`full_check`), with the choice tagged and logged on the parent run."""
     import mlflow
 
-    winner, why = choose_trial(result, objective)
-    params = model_params(winner.params)
+    choice = full_check(result, data, baseline, k, objective, seed) if rows is not None else \
+        Choice(*choose_trial(result, objective))
+    params = model_params(choice.trial.params)
     choice_tag = "pareto_choice" if objective == "multi" else "refit_choice"
-    mlflow.set_tags({"refit_trial": str(winner.number), choice_tag: f"trial {winner.number}: {why}"})
+    mlflow.set_tags({"refit_trial": str(choice.trial.number), choice_tag: f"trial {choice.trial.number}: {choice.why}"})
     mlflow.log_params({f"refit_{name}": value for name, value in params.items()})
-    return winner, params
+    return choice, params
 
 
 def summary(result, verdict: str) -> str:

@@ -278,3 +278,30 @@ def test_svdpp_runs_choose_the_cold_start_and_blend_on_validation_and_log_metric
     model = mlflow.pyfunc.load_model(result.model_uri)
     answer = model.predict(pd.DataFrame({"customer_id": ["new"], "age": [30], "gender": ["Female"]}), params={"k": 3})
     assert answer["reason"].iloc[0].startswith("popular with customers like you (")
+
+
+@pytest.mark.e2e
+def test_a_sampled_study_chooses_its_refit_winner_on_every_customer(mlflow_env, shop_dir, shop_data, monkeypatch):
+    # the second candidate is fitted in a second process, as on a large shop (a small shop's stays in this one)
+    monkeypatch.setattr(train_svdpp, "BACKGROUND_REFIT_PAIRS", 0)
+    result = train_from_args(parse_args(["train-svdpp", "--data-dir", str(shop_dir), "--n-trials", "4",
+                                         "--timeout", "0", "--tuning-customers", "400", "--study-name", "svdpp-check",
+                                         "--blend-trials", "0"]))
+    parent = mlflow.get_run(result.run_id)
+    params, metrics, tags = parent.data.params, parent.data.metrics, parent.data.tags
+    assert params["tuning_customers"] == "400" and metrics["tuning_check_customers"] > 1000
+    check = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.run_id,
+                                                            artifact_path="study/tuning_agreement.csv"))
+    # the candidates: the sample's best trial and the enqueued start (trial 0), or the runner-up when they are one
+    assert len(check) == 2 and check["trial"].iloc[0] == int(tags["best_trial"])
+    assert 0 in check["trial"].tolist()
+    # the refit winner is the better one on every customer's validation, and that score is reproducible here
+    winner = check.loc[check["full_value"].idxmax()]
+    assert tags["refit_trial"] == str(int(winner["trial"]))
+    assert tags["refit_choice"].startswith(f"trial {int(winner['trial'])}: best val_precision_at_10 on every customer")
+    assert metrics["tuning_agreement_best"] == float(check["full_value"].idxmax() == check["sample_value"].idxmax())
+    data, baseline = shop_data
+    chosen = {k.removeprefix("refit_"): v for k, v in params.items() if k.startswith("refit_")}
+    assert result.extra["params"]["n_factors"] == int(chosen["n_factors"])
+    full = train_svdpp.sample_scorer(data, baseline, 10, "precision", 42, None)(result.extra["params"])
+    assert full == pytest.approx(winner["full_value"], abs=1e-6)
