@@ -254,7 +254,7 @@ def make_objective(data, baseline, k: int, objective: str, seed: int, tuning_cus
     """Validation score(s) of SVD++ fitted on the history before the validation window (no MLflow calls), on
     ``tuning_customers`` random customers (0: all)."""
     log = data.log("validation")
-    scorer = sample_scorer(data, baseline, k, objective, seed, sample_rows(len(log.customer_ids), tuning_customers,
+    scorer = SampleScorer(data, baseline, k, objective, seed, sample_rows(len(log.customer_ids), tuning_customers,
                                                                            seed))
 
     def score(trial):
@@ -263,14 +263,11 @@ def make_objective(data, baseline, k: int, objective: str, seed: int, tuning_cus
     return score
 
 
-def sample_scorer(data, baseline, k: int, objective: str, seed: int, rows) -> "SampleScorer":
+class SampleScorer:
     """The validation score(s) of SVD++ params fitted on the validation history of the customers ``rows`` of the
     validation log (None: all) and scored on those customers only: ``scorer(params)``, or ``scorer.values(model)``
     for a model fitted elsewhere on ``scorer.matrix`` (e.g. in a second process)."""
-    return SampleScorer(data, baseline, k, objective, seed, rows)
 
-
-class SampleScorer:
     def __init__(self, data, baseline, k: int, objective: str, seed: int, rows):
         import numpy as np
 
@@ -325,13 +322,12 @@ class Choice:
     validation_model: object = None  # the winner fitted on every customer's validation history (a full check ran)
 
 
-def full_check_candidates(result, objective: str) -> list:
-    """The configurations a sampled study re-scores on every customer: the sample's choice
+def full_check_candidates(result, objective: str, best) -> list:
+    """The configurations a sampled study re-scores on every customer: the sample's choice ``best``
     (:func:`choose_trial`) and the first configuration tried (the enqueued known-good start), or the sample's
     runner-up when the start is the choice."""
     import optuna
 
-    best = choose_trial(result, objective)[0]
     complete = result.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     start = [t for t in complete if "fixed_params" in t.system_attrs and t.number != best.number]
     others = sorted((t for t in complete if t.number != best.number),
@@ -354,11 +350,11 @@ def full_check(result, data, baseline, k: int, objective: str, seed: int) -> Cho
     from pipelines import budget
     from pipelines.parallel import in_background
 
-    candidates = full_check_candidates(result, objective)
     sample_choice, sample_why = choose_trial(result, objective)
+    candidates = full_check_candidates(result, objective, sample_choice)
     if len(candidates) < 2:
         return Choice(sample_choice, sample_why)
-    scorer = sample_scorer(data, baseline, k, objective, seed, None)
+    scorer = SampleScorer(data, baseline, k, objective, seed, None)
     first, second = (model_params(t.params) for t in candidates)
     with in_background(refit, second, scorer.matrix, scorer.labels, seed,
                        enabled=scorer.matrix.nnz >= BACKGROUND_REFIT_PAIRS) as pending:
@@ -461,7 +457,7 @@ def train(config: SVDppConfig):
         test_pairs = test_rating_pairs(data, test_log)
         mlflow.log_param("baseline_window_days", baseline.window_days or "all")
         mlflow.log_metrics({"tuning_sample_customers": n_tuning, "tuning_shop_customers": n_customers})
-        scorer = sample_scorer(data, baseline, k, objective, seed, rows)
+        scorer = SampleScorer(data, baseline, k, objective, seed, rows)
         result = run_study(lambda trial: scorer(suggest_params(trial, objective)), options=study_options, metrics=metrics, directions=directions,
                            enqueue=INITIAL_TRIALS[objective],
                            baseline={**baseline.test_metrics, **mean_rating_baseline(test_log, test_pairs)})

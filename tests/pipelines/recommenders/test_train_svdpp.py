@@ -303,5 +303,5 @@ def test_a_sampled_study_chooses_its_refit_winner_on_every_customer(mlflow_env, 
     data, baseline = shop_data
     chosen = {k.removeprefix("refit_"): v for k, v in params.items() if k.startswith("refit_")}
     assert result.extra["params"]["n_factors"] == int(chosen["n_factors"])
-    full = train_svdpp.sample_scorer(data, baseline, 10, "precision", 42, None)(result.extra["params"])
+    full = train_svdpp.SampleScorer(data, baseline, 10, "precision", 42, None)(result.extra["params"])
     assert full == pytest.approx(winner["full_value"], abs=1e-6)
